@@ -1,0 +1,1 @@
+"""mmljax.analysis (filled in by its issue)."""

@@ -1,0 +1,68 @@
+"""The identity catalogue: hand-derived derivatives as rows of data, checked three ways.
+
+`all_identities()` lists the built-in rows (one module per domain) plus any registered with
+`register`; `run(identities)` checks them and returns one `IdentityReport` each.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable, Iterable
+
+from . import lectures, matrix
+from ._identity import Identity as Identity
+from ._identity import IdentityReport as IdentityReport
+from ._identity import require_x64 as require_x64
+from ._identity import run_identity as run_identity
+
+_BUILTIN_MODULES = (lectures, matrix)
+_REGISTERED: list[Identity] = []
+
+
+def builtin_identities() -> tuple[Identity, ...]:
+    """Every built-in row, module by module."""
+    return tuple(row for mod in _BUILTIN_MODULES for row in mod.IDENTITIES)
+
+
+def register(identity: Identity) -> Identity:
+    """Add a user-defined identity; `mmljax check --load FILE` and `run()` will include it."""
+    if not isinstance(identity, Identity):
+        raise TypeError(f"register: expected an mmljax.catalogue.Identity; got {type(identity).__name__}")
+    names = {row.name for row in all_identities()}
+    if identity.name in names:
+        raise ValueError(f"register: an identity named {identity.name!r} already exists")
+    _REGISTERED.append(identity)
+    return identity
+
+
+def all_identities() -> tuple[Identity, ...]:
+    return builtin_identities() + tuple(_REGISTERED)
+
+
+def select(pattern: str | None = None, identities: Iterable[Identity] | None = None) -> tuple[Identity, ...]:
+    """Rows whose name, source or domain contains `pattern` (case-insensitive; `*`/`?` globs allowed)."""
+    rows = tuple(all_identities() if identities is None else identities)
+    if not pattern:
+        return rows
+    pat = pattern.lower()
+    glob = pat if any(c in pat for c in "*?[") else f"*{pat}*"
+    return tuple(
+        r for r in rows if any(fnmatch.fnmatch(s.lower(), glob) for s in (r.name, r.source, r.domain))
+    )
+
+
+def run(
+    identities: Iterable[Identity] | None = None,
+    *,
+    sizes: str = "small",
+    seed: int = 0,
+    draws: int = 2,
+    progress: Callable[[Identity], None] | None = None,
+) -> list[IdentityReport]:
+    """Check each identity (all of them by default) and return the reports, in order."""
+    reports = []
+    for row in (all_identities() if identities is None else identities):
+        reports.append(run_identity(row, sizes=sizes, seed=seed, draws=draws))
+        if progress is not None:
+            progress(row)
+    return reports

@@ -1,0 +1,516 @@
+"""Check a hand-derived derivative against three witnesses: jacfwd, jacrev, finite differences.
+
+`check_derivative` compares a hand formula (a Jacobian in numerator layout, its `vec` matrix
+form, or a Hessian) with forward- and reverse-mode autodiff and with central finite differences
+plus a Taylor-remainder test, and says by how much and where they disagree. `check_minimiser`
+checks a hand-derived closed-form minimiser: the gradient vanishes there and the Hessian is
+positive definite.
+
+Errors are normwise: for a witness `R` and the hand value `D`,
+`abs = max|D − R|`, `rel = abs / max|R|` (or `abs` when `R` is all zero); a witness passes when
+`abs <= atol + rtol · max|R|`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._validate import require_callable, require_float_tree
+from .finite_diff import fd_directional, fd_hessian, fd_jacobian, taylor_steps, taylor_verdict
+from .layout import ravel_vec
+
+__all__ = [
+    "Witness",
+    "CheckResult",
+    "CheckFailed",
+    "check_derivative",
+    "MinimiserResult",
+    "check_minimiser",
+    "default_tolerances",
+]
+
+# Largest Jacobian (elements) built densely by the checker; beyond it, random directions.
+DENSE_LIMIT = 250_000
+# Largest input for the O(n²) second-difference Hessian.
+FD_HESSIAN_LIMIT = 64
+
+
+class CheckFailed(AssertionError):
+    """Raised by `raise_if_failed()`; the message names the check and the worst disagreement."""
+
+
+def default_tolerances(dtype, order: int = 1) -> dict[str, float]:
+    """Default relative tolerances per witness for a dtype and derivative order.
+
+    float64: hand vs autodiff 1e-10; vs finite differences 1e-6 (first order, error
+    `~eps^(2/3)` times the scale of `f'''`) or 1e-4 (second differences, `~sqrt(eps)`).
+    float32: 1e-4 vs autodiff, 2e-2 / 2e-1 vs finite differences.
+    """
+    if jnp.finfo(dtype).bits >= 64:
+        return {"autodiff": 1e-10, "finite_diff": 1e-6 if order == 1 else 1e-4, "atol": 0.0}
+    return {"autodiff": 1e-4, "finite_diff": 2e-2 if order == 1 else 2e-1, "atol": 0.0}
+
+
+@dataclass(frozen=True)
+class Witness:
+    """How far the hand formula is from one witness.
+
+    `worst_index` is the index (in the hand value's shape) of the largest absolute difference;
+    `hand_value` and `witness_value` are the two numbers there. For the Taylor witness `max_rel`
+    holds the observed convergence order instead.
+    """
+
+    name: str
+    ok: bool
+    max_abs: float
+    max_rel: float
+    tol: float
+    worst_index: tuple[int, ...] | None = None
+    hand_value: float | None = None
+    witness_value: float | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.name == "taylor":
+            order = "n/a (remainder at rounding level)" if math.isnan(self.max_rel) else f"{self.max_rel:.2f}"
+            return f"Taylor remainder order {order} (needs >= {self.tol:g}){' ' + self.note if self.note else ''}"
+        where = ""
+        if self.worst_index is not None:
+            where = f" at index {self.worst_index} (hand {self.hand_value:.6g}, {self.name} {self.witness_value:.6g})"
+        return (
+            f"vs {self.name}: max abs err {self.max_abs:.3g}, rel err {self.max_rel:.3g} "
+            f"(tol {self.tol:.1g}){where}{' ' + self.note if self.note else ''}"
+        )
+
+
+@dataclass
+class CheckResult:
+    """Outcome of `check_derivative`.
+
+    **Fields:** `name`; `ok`; `dtype` (of the input); `shape` (the expected derivative shape,
+    numerator layout); `hand_shape` (what the hand formula returned); `order`; `layout`
+    ("tensor" or "vec"); `witnesses` (name -> `Witness`: "jacfwd", "jacrev", "finite_diff",
+    "taylor"); `mode` ("dense" or "directions"); `message`.
+    """
+
+    name: str
+    ok: bool
+    dtype: str
+    shape: tuple[int, ...]
+    hand_shape: tuple[int, ...] | None
+    order: int
+    layout: str
+    witnesses: dict[str, Witness] = field(default_factory=dict)
+    mode: str = "dense"
+    message: str = ""
+
+    def max_rel(self, *names: str) -> float:
+        """Worst relative error over the named witnesses (all error witnesses when none named)."""
+        names = names or tuple(n for n in self.witnesses if n != "taylor")
+        vals = [self.witnesses[n].max_rel for n in names if n in self.witnesses]
+        return max(vals) if vals else float("nan")
+
+    @property
+    def autodiff_rel(self) -> float:
+        return self.max_rel("jacfwd", "jacrev")
+
+    @property
+    def finite_diff_rel(self) -> float:
+        return self.max_rel("finite_diff")
+
+    def __str__(self) -> str:
+        return self.message
+
+    def raise_if_failed(self) -> "CheckResult":
+        if not self.ok:
+            raise CheckFailed(self.message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "hand_shape": None if self.hand_shape is None else list(self.hand_shape),
+            "order": self.order,
+            "layout": self.layout,
+            "mode": self.mode,
+            "witnesses": {
+                k: {
+                    "ok": w.ok,
+                    "max_abs": _finite_or_none(w.max_abs),
+                    "max_rel": _finite_or_none(w.max_rel),
+                    "tol": w.tol,
+                    "worst_index": None if w.worst_index is None else list(w.worst_index),
+                }
+                for k, w in self.witnesses.items()
+            },
+            "message": self.message,
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _compare(name: str, hand: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> Witness:
+    err = np.abs(hand - ref)
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if not np.all(np.isfinite(hand)):
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(~np.isfinite(hand))), hand.shape))
+        return Witness(name, False, float("inf"), float("inf"), rtol, idx, float(hand[idx]), float(ref[idx]),
+                       note="(hand formula gave NaN/Inf)")
+    max_abs = float(np.max(err)) if err.size else 0.0
+    rel = max_abs / scale if scale > 0 else max_abs
+    ok = max_abs <= atol + rtol * scale
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.size else None
+    hv = float(hand[idx]) if idx is not None else None
+    rv = float(ref[idx]) if idx is not None else None
+    return Witness(name, bool(ok), max_abs, rel, rtol, idx, hv, rv)
+
+
+def _to_vec_matrix(J: np.ndarray, out_shape: tuple, in_shape: tuple) -> np.ndarray:
+    """Numerator-layout tensor `out_shape + in_shape` -> `(out.size, in.size)` in vec order.
+
+    Column-major flattening of a group of axes is row-major flattening of the reversed axes.
+    """
+    no, ni = len(out_shape), len(in_shape)
+    perm = tuple(reversed(range(no))) + tuple(no + i for i in reversed(range(ni)))
+    return np.transpose(J, perm).reshape(math.prod(out_shape), math.prod(in_shape))
+
+
+def _expected_shape(out_shape, in_shape, order, layout):
+    if order == 1:
+        return (math.prod(out_shape), math.prod(in_shape)) if layout == "vec" else out_shape + in_shape
+    return (math.prod(in_shape),) * 2 if layout == "vec" else in_shape + in_shape
+
+
+def _transposed_shape(out_shape, in_shape, order, layout):
+    if order == 2:
+        return None
+    if layout == "vec":
+        return (math.prod(in_shape), math.prod(out_shape))
+    return in_shape + out_shape
+
+
+def check_derivative(
+    f: Callable,
+    hand: Any,
+    x: Any,
+    *,
+    order: Literal[1, 2] = 1,
+    name: str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    fd_rtol: float | None = None,
+    layout: Literal["tensor", "vec"] = "tensor",
+    directions: int | None = None,
+    seed: int = 0,
+) -> CheckResult:
+    """Check a hand-derived derivative of `f` at `x` against jacfwd, jacrev and finite differences.
+
+    **Arguments:**
+
+    - `f`: function of one array `x` (close over constants).
+    - `hand`: the hand-derived derivative at `x` — an array, or a callable `hand(x)` giving it. For
+      `order=1` a Jacobian of shape `out_shape + in_shape` (numerator layout; for scalar `f` the
+      gradient, shaped like `x`); with `layout="vec"` the `(out.size, in.size)` matrix in
+      column-major vec order. For `order=2` (scalar `f`) the Hessian, `in_shape + in_shape` or
+      `(n, n)` with `layout="vec"`.
+    - `x`: a floating array (float64 recommended; float32 gets loose tolerances and a warning).
+    - `rtol`, `atol`: tolerance against autodiff (defaults from `default_tolerances`);
+      `fd_rtol` against finite differences.
+    - `directions`: when given (or when the Jacobian would exceed `DENSE_LIMIT` elements), check
+      along that many random directions `u`, `v` (`J v` vs `jvp`, `uᵀ J v` vs `vjp`, `J v` vs a
+      central difference, plus the Taylor test) instead of building the Jacobian.
+    - `seed`: seeds the random direction(s) of the Taylor test.
+
+    **Returns:** a `CheckResult`; never raises on a wrong formula (call `raise_if_failed()`).
+    Shape disagreements are reported (expected vs received, and whether the hand value looks
+    transposed) rather than raised.
+    """
+    require_callable(f, "check_derivative")
+    name = name or getattr(f, "__name__", "derivative")
+    hand_fn = hand if callable(hand) else (lambda z, _h=hand: _h)
+    spec = _Spec(order, layout, rtol, atol, fd_rtol)
+    program = _program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), order)
+    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=3)
+
+
+class _Spec(NamedTuple):
+    order: int
+    layout: str
+    rtol: float | None
+    atol: float | None
+    fd_rtol: float | None
+
+
+def _program(f: Callable, hand: Callable, order: int) -> Callable:
+    """One jitted program computing every witness array for `check_derivative`.
+
+    Compiling the hand value, jacfwd, jacrev, the finite differences and the Taylor evaluations
+    together costs one XLA compilation per input shape instead of one per primitive.
+    """
+
+    def witnesses(x, v, args):
+        F = lambda z: f(z, *args)
+        G = F if order == 1 else jax.grad(F)
+        out = {"hand": hand(x, *args)}
+        if order == 1:
+            out["jacfwd"], out["jacrev"] = jax.jacfwd(F)(x), jax.jacrev(F)(x)
+            out["finite_diff"] = fd_jacobian(F, x)
+        else:
+            out["jacfwd"], out["jacrev"] = jax.jacfwd(jax.jacrev(F))(x), jax.jacrev(jax.jacrev(F))(x)
+            if x.size <= FD_HESSIAN_LIMIT:
+                out["finite_diff"] = fd_hessian(F, x)
+        steps = taylor_steps(x, v)
+        out["taylor_steps"], out["taylor_f0"] = steps, G(x)
+        out["taylor_fh"] = jax.vmap(lambda h: G(x + h * v))(steps)
+        return out
+
+    return jax.jit(witnesses)
+
+
+def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, stacklevel=2) -> CheckResult:
+    order, layout = spec.order, spec.layout
+    if order not in (1, 2):
+        raise ValueError(f"check_derivative: order must be 1 or 2; got {order!r}")
+    if layout not in ("tensor", "vec"):
+        raise ValueError(f"check_derivative: layout must be 'tensor' or 'vec'; got {layout!r}")
+    require_float_tree(x, f"check_derivative[{name}]")
+    x = jnp.asarray(x)
+    dtype = x.dtype
+    if jnp.finfo(dtype).bits < 64:
+        warnings.warn(
+            f"check_derivative[{name}]: checking in {dtype} only — tolerances are loose; enable "
+            "float64 with jax.config.update('jax_enable_x64', True) and pass float64 inputs",
+            stacklevel=stacklevel + 1,
+        )
+    tols = default_tolerances(dtype, order)
+    rtol = tols["autodiff"] if spec.rtol is None else spec.rtol
+    atol = tols["atol"] if spec.atol is None else spec.atol
+    fd_rtol = max(tols["finite_diff"], rtol) if spec.fd_rtol is None else spec.fd_rtol
+
+    try:
+        out = jax.eval_shape(lambda z: f(z, *args), x)
+    except Exception as e:  # the user's function fails on this input: say so plainly
+        raise ValueError(f"check_derivative[{name}]: f fails on x of shape {x.shape}: {e}") from e
+    out_shape, in_shape = tuple(out.shape), tuple(x.shape)
+    if order == 2 and out_shape != ():
+        raise ValueError(
+            f"check_derivative[{name}]: order=2 needs a scalar function; f returns shape {out_shape}"
+        )
+    expected = _expected_shape(out_shape, in_shape, order, layout)
+    base = dict(name=name, dtype=str(dtype), shape=expected, order=order, layout=layout)
+
+    try:
+        hand_shape = tuple(jax.eval_shape(lambda z: hand(z, *args), x).shape)
+    except Exception as e:
+        msg = f"check '{name}' FAILED: the hand formula raised {type(e).__name__}: {e}"
+        return CheckResult(ok=False, hand_shape=None, message=msg, **base)
+    if hand_shape != expected:
+        msg = (
+            f"check '{name}' FAILED: shape mismatch — autodiff gives {expected} "
+            f"({'vec matrix (out.size, in.size)' if layout == 'vec' else 'numerator layout out_shape + in_shape'}"
+            f" with out_shape={out_shape}, in_shape={in_shape}), the hand formula gives {hand_shape}"
+        )
+        if hand_shape == _transposed_shape(out_shape, in_shape, order, layout):
+            msg += " — it looks transposed (denominator layout?); numerator layout puts the output axes first"
+        return CheckResult(ok=False, hand_shape=hand_shape, message=msg, **base)
+
+    rng = np.random.default_rng(seed)
+    if directions is None and math.prod(expected) > DENSE_LIMIT:
+        directions = 3
+    if directions:
+        D = np.asarray(hand(x, *args), np.float64)
+        F = lambda z: f(z, *args)
+        witnesses = _check_directions(F, D, x, order, layout, out_shape, rtol, atol, fd_rtol, directions, rng)
+        mode = "directions"
+    else:
+        v = jnp.asarray(rng.standard_normal(in_shape), dtype)
+        arrays = {k: np.asarray(a, np.float64) for k, a in program(x, v, args).items()}
+        D = arrays.pop("hand")
+        witnesses = _dense_witnesses(arrays, D, np.asarray(v, np.float64), dtype, order, layout,
+                                     out_shape, in_shape, rtol, atol, fd_rtol)
+        mode = "dense"
+    ok = all(w.ok for w in witnesses.values())
+    result = CheckResult(ok=ok, hand_shape=D.shape, witnesses=witnesses, mode=mode, **base)
+    result.message = _message(result, D, witnesses, arrays.get("jacrev") if mode == "dense" else None)
+    return result
+
+
+def _dense_witnesses(arrays, D, v, dtype, order, layout, out_shape, in_shape, rtol, atol, fd_rtol):
+    refs = {k: arrays[k] for k in ("jacfwd", "jacrev", "finite_diff") if k in arrays}
+    if layout == "vec":
+        o = out_shape if order == 1 else in_shape
+        refs = {k: _to_vec_matrix(r, o, in_shape) for k, r in refs.items()}
+        arrays["jacrev"] = refs["jacrev"]
+    witnesses = {}
+    for k, R in refs.items():
+        fd = k == "finite_diff"
+        witnesses[k] = _compare(k, D, R, fd_rtol if fd else rtol, 0.0 if fd else atol)
+    Dv = _apply_hand(D, v, order, layout, out_shape, in_shape)
+    t = taylor_verdict(arrays["taylor_steps"], arrays["taylor_f0"], arrays["taylor_fh"], Dv,
+                       float(jnp.finfo(dtype).eps))
+    note = "" if t.ok else "(a correct derivative gives order 2; order 1 means the formula is wrong)"
+    witnesses["taylor"] = Witness("taylor", t.ok, float(t.remainders[-1]), t.order, 1.8, note=note)
+    return witnesses
+
+
+def _apply_hand(D, v, order, layout, out_shape, in_shape):
+    """`D v` for the hand derivative D in its layout, as an array of the output's shape."""
+    if layout == "vec":
+        Dv = D @ np.ravel(v, order="F")
+        o = out_shape if order == 1 else in_shape
+        return np.reshape(Dv, o, order="F")
+    k = len(in_shape)
+    return np.tensordot(D, v, axes=k) if k else D * v
+
+
+def _check_directions(f, D, x, order, layout, out_shape, rtol, atol, fd_rtol, n, rng):
+    in_shape = tuple(x.shape)
+    g = f if order == 1 else jax.grad(f)
+    o_shape = out_shape if order == 1 else in_shape
+    eps = float(jnp.finfo(x.dtype).eps)
+    worst: dict[str, Witness] = {}
+    for _ in range(n):
+        v = jnp.asarray(rng.standard_normal(in_shape), x.dtype)
+        u = jnp.asarray(rng.standard_normal(o_shape), x.dtype)
+        Dv = _apply_hand(D, np.asarray(v, np.float64), order, layout, out_shape, in_shape)
+        _, jv = jax.jvp(g, (x,), (v,))
+        _, pull = jax.vjp(g, x)
+        (uj,) = pull(u)
+        # uᵀ J v two ways: hand (uᵀ (D v)) vs reverse mode ((uᵀ J) v).
+        uDv = np.asarray([np.vdot(np.asarray(u, np.float64), Dv)])
+        ujv = np.asarray([np.vdot(np.asarray(uj, np.float64), np.asarray(v, np.float64))])
+        cands = {
+            "jacfwd": _compare("jacfwd", Dv, np.asarray(jv, np.float64), rtol, atol),
+            "jacrev": _compare("jacrev", uDv, ujv, rtol, atol),
+            "finite_diff": _compare(
+                "finite_diff", Dv, np.asarray(fd_directional(g, x, v), np.float64), fd_rtol, 0.0
+            ),
+        }
+        for k, w in cands.items():
+            if k not in worst or w.max_rel > worst[k].max_rel:
+                worst[k] = w
+        steps = taylor_steps(x, v)
+        fh = jax.vmap(lambda h: g(x + h * v))(steps)
+        t = taylor_verdict(steps, g(x), fh, Dv, eps)
+        tw = Witness("taylor", t.ok, float(t.remainders[-1]), t.order, 1.8)
+        if "taylor" not in worst or not tw.ok:
+            worst["taylor"] = tw
+    return worst
+
+
+def _message(result: CheckResult, D: np.ndarray, witnesses: dict[str, Witness], ref=None) -> str:
+    status = "ok" if result.ok else "FAILED"
+    head = f"check '{result.name}' {status} ({result.dtype}, derivative shape {result.shape}, {result.mode})"
+    lines = [head] + ["  " + w.describe() + ("" if w.ok else "  <-- fails") for w in witnesses.values()]
+    if not result.ok and ref is not None and D.ndim == 2 and D.shape == ref.shape[::-1]:
+        scale = max(float(np.max(np.abs(ref))), 1e-300)
+        if np.max(np.abs(D - ref.T)) <= 1e-8 * scale:
+            lines.append(
+                "  the hand value equals the TRANSPOSE of autodiff's Jacobian: it is in denominator "
+                "layout (or transposed); mmljax uses numerator layout, J[m, n] = df_m/dx_n"
+            )
+    return "\n".join(lines)
+
+
+@dataclass
+class MinimiserResult:
+    """Outcome of `check_minimiser`.
+
+    **Fields:** `name`, `ok`, `dtype`, `gradient_norm`, `relative_step` (`||H⁻¹ g|| / ||θ̂||`:
+    how far a Newton step moves the claimed minimiser, relative), `min_eigenvalue`,
+    `max_eigenvalue` (of the Hessian there), `positive_definite`, `tol`, `message`.
+    """
+
+    name: str
+    ok: bool
+    dtype: str
+    gradient_norm: float
+    relative_step: float
+    min_eigenvalue: float
+    max_eigenvalue: float
+    positive_definite: bool
+    tol: float
+    message: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def raise_if_failed(self) -> "MinimiserResult":
+        if not self.ok:
+            raise CheckFailed(self.message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        return {k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def check_minimiser(
+    loss: Callable, theta_hat: Any, *, name: str | None = None, rtol: float | None = None
+) -> MinimiserResult:
+    """Check that `theta_hat` is a strict local minimiser of the scalar `loss`.
+
+    Two conditions, both from the lectures (with GUIDE.md's errata): the gradient vanishes —
+    measured scale-free as the relative Newton step `||H⁻¹ g|| / ||θ̂||` (or `||g|| / λ_max` when
+    the Hessian is singular), at most `rtol` (1e-8 float64, 1e-3 float32) — and the Hessian is
+    positive *definite*: every eigenvalue above `n·eps·λ_max` (zero eigenvalues are inconclusive,
+    so they fail). `theta_hat` may be an array or a pytree (flattened by `ravel_vec`).
+    """
+    require_callable(loss, "check_minimiser", "loss")
+    name = name or getattr(loss, "__name__", "minimiser")
+    require_float_tree(theta_hat, f"check_minimiser[{name}]", "theta_hat")
+    flat, unravel = ravel_vec(theta_hat)
+    L = lambda v: loss(unravel(v))
+    out = jax.eval_shape(L, flat)
+    if out.shape != ():
+        raise ValueError(f"check_minimiser[{name}]: loss must return a scalar; got shape {out.shape}")
+    g, H = jax.jit(lambda v: (jax.grad(L)(v), jax.hessian(L)(v)))(flat)
+    return _minimiser_result(name, flat, g, H, rtol)
+
+
+def _minimiser_result(name: str, flat, g, H, rtol: float | None) -> MinimiserResult:
+    """Verdict from the gradient `g` and Hessian `H` at the flattened candidate `flat`."""
+    dtype = flat.dtype
+    eps = float(jnp.finfo(dtype).eps)
+    rtol = (1e-8 if jnp.finfo(dtype).bits >= 64 else 1e-3) if rtol is None else rtol
+    n = flat.size
+    g = np.asarray(g, np.float64).reshape(n)
+    H = np.asarray(H, np.float64).reshape(n, n)
+    H = 0.5 * (H + H.T)
+    evals = np.linalg.eigvalsh(H)
+    lmin, lmax = float(evals[0]), float(evals[-1])
+    gnorm = float(np.linalg.norm(g))
+    pd = lmin > max(flat.size, 1) * eps * 16 * max(abs(lmax), 1e-300)
+    theta_norm = float(np.linalg.norm(np.asarray(flat, np.float64)))
+    denom = theta_norm if theta_norm > 0 else 1.0
+    if pd:
+        step = float(np.linalg.norm(np.linalg.solve(H, g))) / denom
+    else:
+        step = gnorm / (max(abs(lmax), 1e-300) * denom)
+    stationary = step <= rtol
+    ok = bool(pd and stationary)
+    status = "ok" if ok else "FAILED"
+    msg = (
+        f"minimiser '{name}' {status} ({dtype}, {flat.size} parameters): gradient norm {gnorm:.3g}, "
+        f"relative Newton step {step:.3g} (tol {rtol:.1g}), Hessian eigenvalues in [{lmin:.3g}, {lmax:.3g}]"
+    )
+    if not stationary:
+        msg += " — the gradient does not vanish there: not a stationary point"
+    if not pd:
+        msg += (
+            " — the Hessian is not positive definite (a zero eigenvalue is inconclusive, a negative one"
+            " means a saddle or maximum)"
+        )
+    return MinimiserResult(name, ok, str(dtype), gnorm, step, lmin, lmax, bool(pd), rtol, msg)

@@ -1,0 +1,58 @@
+"""The `mmljax` command: `mmljax check | fit | bench`.
+
+Each subcommand lives in its own module `_cli_<name>.py` exposing `NAME`, `HELP`,
+`add_arguments(parser)` and `run(args) -> int`. User errors (bad files, bad options, bad shapes)
+print one line and exit with status 2; set `MMLJAX_DEBUG=1` for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import _cli_check
+
+COMMANDS = [_cli_check]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmljax",
+        description=(
+            "mmljax: differentiable modelling in JAX. Hand-derived derivatives checked against "
+            "autodiff and finite differences, accurate least squares, honest benchmarks."
+        ),
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"mmljax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMANDS:
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args))
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        if os.environ.get("MMLJAX_DEBUG"):
+            raise
+        print(f"mmljax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mmljax {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

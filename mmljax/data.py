@@ -1,0 +1,1 @@
+"""mmljax.data (filled in by its issue)."""

@@ -1,0 +1,186 @@
+"""Finite-difference references: the third witness, independent of autodiff.
+
+Central differences with a dtype-aware step `h = eps^(1/3) · max(1, |x|)` (the step that balances
+the `O(h²)` truncation error against the `O(eps/h)` rounding error), second differences with
+`h = eps^(1/4) · max(1, |x|)`, and the Taylor-remainder test that works along random directions
+on inputs of any size.
+
+All Jacobians are in numerator layout (`out_shape + in_shape`). Inputs are single arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._validate import require_callable, require_float_tree
+
+__all__ = [
+    "central_step",
+    "fd_jacobian",
+    "fd_gradient",
+    "fd_hessian",
+    "fd_directional",
+    "TaylorResult",
+    "taylor_test",
+    "taylor_steps",
+    "taylor_verdict",
+]
+
+
+def central_step(x: Array, power: float = 1 / 3) -> Array:
+    """Per-element step `eps^power · max(1, |x|)` in the dtype of `x`."""
+    x = jnp.asarray(x)
+    eps = jnp.finfo(x.dtype).eps
+    return (eps**power) * jnp.maximum(1.0, jnp.abs(x))
+
+
+def _basis(x: Array) -> Array:
+    """The standard basis directions of x's shape: shape `(x.size,) + x.shape`."""
+    return jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+
+
+def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+    """Central-difference Jacobian, shape `out_shape + in_shape`.
+
+    One pair of evaluations of `f` per input element (vmapped), error `O(h²) + O(eps/h)`.
+    """
+    require_callable(f, "fd_jacobian")
+    require_float_tree(x, "fd_jacobian")
+    x = jnp.asarray(x)
+    h = central_step(x) if step is None else jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
+    # Make the step exactly representable so that (x + h) - (x - h) == 2h.
+    h = ((x + h) - x)
+    E = _basis(x) * h
+    cols = jax.vmap(lambda e: (f(x + e) - f(x - e)))(E)  # (n,) + out_shape
+    cols = cols / (2 * h.reshape((-1,) + (1,) * (cols.ndim - 1)))
+    out_ndim = cols.ndim - 1
+    J = jnp.moveaxis(cols, 0, -1)  # out_shape + (n,)
+    return J.reshape(J.shape[:out_ndim] + x.shape)
+
+
+def fd_gradient(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+    """Central-difference gradient of a scalar function, shaped like `x`."""
+    return fd_jacobian(f, x, step=step)
+
+
+def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+    """Second-difference Hessian of a scalar function from values only: shape `x.shape * 2`.
+
+    `H_ij ≈ [f(x+hi+hj) − f(x+hi−hj) − f(x−hi+hj) + f(x−hi−hj)] / (4 h_i h_j)` with
+    `h = eps^(1/4)·max(1,|x|)`; error `O(h²) + O(eps/h²)`, about `sqrt(eps)` relative.
+    """
+    require_callable(f, "fd_hessian")
+    require_float_tree(x, "fd_hessian")
+    x = jnp.asarray(x)
+    h = central_step(x, 0.25) if step is None else jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
+    h = (x + h) - x
+    E = _basis(x) * h  # (n,) + shape
+
+    def row(ei):
+        def entry(ej):
+            return f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
+
+        return jax.vmap(entry)(E)
+
+    H = jax.vmap(row)(E)  # (n, n)
+    hf = h.ravel()
+    H = H / (4 * hf[:, None] * hf[None, :])
+    H = 0.5 * (H + H.T)
+    return H.reshape(x.shape + x.shape)
+
+
+def fd_directional(f: Callable[[Array], Array], x: Array, v: Array, *, step: float | None = None) -> Array:
+    """Central-difference directional derivative `(f(x + h v) − f(x − h v)) / 2h` ≈ `J v`."""
+    require_callable(f, "fd_directional")
+    require_float_tree(x, "fd_directional")
+    x = jnp.asarray(x)
+    v = jnp.asarray(v, x.dtype)
+    if v.shape != x.shape:
+        raise ValueError(f"fd_directional: v must have the shape of x {x.shape}; got {v.shape}")
+    if step is None:
+        scale = jnp.maximum(1.0, jnp.max(jnp.abs(x))) / jnp.maximum(jnp.max(jnp.abs(v)), 1e-300)
+        step = jnp.finfo(x.dtype).eps ** (1 / 3) * scale
+    return (f(x + step * v) - f(x - step * v)) / (2 * step)
+
+
+class TaylorResult(NamedTuple):
+    """Outcome of a Taylor-remainder test.
+
+    `steps` and `remainders` are the sequence `h_k` and `|f(x+h v) − f(x) − h J v|`; `order` is
+    the observed convergence order (about 2 for a correct `J v`, about 1 for a wrong one);
+    `ok` is True when the remainder shrinks like `h²` or sits at the rounding floor.
+    """
+
+    ok: bool
+    order: float
+    steps: np.ndarray
+    remainders: np.ndarray
+    noise_floor: float
+
+
+def taylor_steps(x: Array, v: Array, n_steps: int = 6) -> Array:
+    """The step sequence `h0 / 2^k` of the Taylor test (traceable: usable under `jit`).
+
+    `h0 = 10 · eps^(1/4) · max(1, |x|) / |v|` — large enough that the `h²` term dominates
+    rounding over all `n_steps` halvings, small enough to be in the asymptotic regime.
+    """
+    eps = jnp.finfo(x.dtype).eps
+    xscale = jnp.maximum(1.0, jnp.max(jnp.abs(x)))
+    vscale = jnp.maximum(jnp.max(jnp.abs(v)), jnp.finfo(x.dtype).tiny)
+    h0 = 10 * eps**0.25 * xscale / vscale
+    return h0 / 2.0 ** jnp.arange(n_steps, dtype=x.dtype)
+
+
+def taylor_verdict(
+    steps, f0, fh, jv, eps: float, min_order: float = 1.8
+) -> TaylorResult:
+    """Judge the remainders `||f(x + h v) − f(x) − h·jv||` at the given steps (numpy, float64).
+
+    `fh` stacks `f(x + h_k v)` along axis 0. Points at the rounding floor (`64 eps |f|`) are
+    ignored; with fewer than two points above it the remainder is rounding noise (f locally
+    linear along v and `jv` exact to rounding) and the test passes.
+    """
+    steps = np.asarray(steps, np.float64)
+    f0 = np.asarray(f0, np.float64)
+    fh = np.asarray(fh, np.float64).reshape((len(steps),) + f0.shape)
+    jv = np.asarray(jv, np.float64)
+    rem = np.array([np.linalg.norm((fh[k] - f0 - steps[k] * jv).ravel()) for k in range(len(steps))])
+    fscale = float(np.max(np.abs(f0))) if f0.size else 0.0
+    floor = 64 * eps * max(fscale, 1e-300) * max(1.0, np.sqrt(f0.size))
+    above = rem > floor
+    if above.sum() < 2:
+        return TaylorResult(True, float("nan"), steps, rem, floor)
+    slope = np.polyfit(np.log(steps[above]), np.log(rem[above]), 1)[0]
+    return TaylorResult(bool(slope >= min_order), float(slope), steps, rem, floor)
+
+
+def taylor_test(
+    f: Callable[[Array], Array],
+    x: Array,
+    v: Array,
+    jv: Array,
+    *,
+    n_steps: int = 6,
+    min_order: float = 1.8,
+) -> TaylorResult:
+    """Taylor-remainder test of a claimed directional derivative `jv = J(x) v`.
+
+    For a correct `J`, `r(h) = ||f(x + h v) − f(x) − h·jv||` is `O(h²)`: halving `h` divides it by
+    four. A wrong `J` leaves an `O(h)` term. The observed order is the least-squares slope of
+    `log r` against `log h` over the points above the rounding floor. Works for inputs of any size,
+    since only function values and one product `J v` are needed.
+    """
+    require_callable(f, "taylor_test")
+    require_float_tree(x, "taylor_test")
+    x = jnp.asarray(x)
+    v = jnp.asarray(v, x.dtype)
+    if v.shape != x.shape:
+        raise ValueError(f"taylor_test: v must have the shape of x {x.shape}; got {v.shape}")
+    steps = taylor_steps(x, v, n_steps)
+    fh = jax.vmap(lambda h: f(x + h * v))(steps)
+    return taylor_verdict(steps, f(x), fh, jv, float(jnp.finfo(x.dtype).eps), min_order)

@@ -1,0 +1,87 @@
+"""Column-major `vec`, its inverse, and the flattening of parameter pytrees.
+
+mmljax states one layout everywhere: `vec(X)` stacks the columns of `X` (Fortran order), so
+that the classical identity `vec(A X B) = (Bᵀ ⊗ A) vec(X)` holds exactly. Pytrees of
+parameters are flattened leaf by leaf in `jax.tree_util` order (the order
+`jax.flatten_util.ravel_pytree` uses), each leaf in `vec` order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+__all__ = ["vec", "unvec", "commutation_matrix", "ravel_vec"]
+
+
+def vec(X: Array) -> Float[Array, " n"]:
+    """Column-major vectorisation.
+
+    **Arguments:** `X` of any shape (a scalar gives a length-1 vector).
+
+    **Returns:** a 1-D array of length `X.size`; for 2-D `X` this is `X.T.ravel()`
+    (the columns of `X` stacked), for N-D `X` it is `ravel(X, order="F")`.
+    """
+    X = jnp.asarray(X)
+    return jnp.ravel(X, order="F")
+
+
+def unvec(v: Float[Array, " n"], shape: tuple[int, ...]) -> Array:
+    """Inverse of `vec`: reshape a vector of length `prod(shape)` column-major into `shape`."""
+    v = jnp.asarray(v)
+    shape = tuple(int(s) for s in shape)
+    if v.ndim != 1 or v.size != math.prod(shape):
+        raise ValueError(
+            f"unvec: v must be 1-D with {math.prod(shape)} elements to fill shape {shape}; "
+            f"got shape {tuple(v.shape)}"
+        )
+    return jnp.reshape(v, shape, order="F")
+
+
+def commutation_matrix(m: int, n: int, dtype=None) -> Float[Array, "mn mn"]:
+    """The commutation matrix `K` with `K vec(X) = vec(Xᵀ)` for `X` of shape `(m, n)`.
+
+    **Returns:** an `(m·n, m·n)` permutation matrix.
+    """
+    idx = jnp.arange(m * n).reshape((m, n), order="F")  # idx[i, j] = position of X[i, j] in vec(X)
+    perm = vec(idx.T)  # position in vec(X) of each entry of vec(Xᵀ)
+    dtype = dtype or jnp.result_type(float)
+    return jnp.eye(m * n, dtype=dtype)[perm]
+
+
+def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
+    """Flatten a pytree of arrays to one vector: leaves in tree order, each in `vec` order.
+
+    For a single array this is `vec`; for a dict/list/tuple of arrays the leaves are taken in
+    `jax.tree_util.tree_flatten` order (the order of `ravel_pytree`), each column-major.
+
+    **Returns:** `(flat, unravel)` with `flat` of shape `(P,)` and `unravel(flat)` the inverse.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    shapes = [leaf.shape for leaf in leaves]
+    sizes = [leaf.size for leaf in leaves]
+    dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+    flat = (
+        jnp.concatenate([vec(leaf).astype(dtype) for leaf in leaves])
+        if leaves
+        else jnp.zeros((0,), dtype)
+    )
+
+    def unravel(v: Array) -> Any:
+        v = jnp.asarray(v)
+        if v.shape != (sum(sizes),):
+            raise ValueError(
+                f"unravel: expected a vector of shape ({sum(sizes)},); got {tuple(v.shape)}"
+            )
+        parts, start = [], 0
+        for shape, size in zip(shapes, sizes):
+            parts.append(jnp.reshape(v[start : start + size], shape, order="F"))
+            start += size
+        return jax.tree_util.tree_unflatten(treedef, parts)
+
+    return flat, unravel

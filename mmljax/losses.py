@@ -1,0 +1,1 @@
+"""mmljax.losses (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""mmljax.models (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""mmljax.solvers (filled in by its issue)."""
