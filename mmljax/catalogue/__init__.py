@@ -9,13 +9,13 @@ from __future__ import annotations
 import fnmatch
 from typing import Callable, Iterable
 
-from . import lectures, matrix
+from . import lectures, matrix, models
 from ._identity import Identity as Identity
 from ._identity import IdentityReport as IdentityReport
 from ._identity import require_x64 as require_x64
 from ._identity import run_identity as run_identity
 
-_BUILTIN_MODULES = (lectures, matrix)
+_BUILTIN_MODULES = (lectures, matrix, models)
 _REGISTERED: list[Identity] = []
 
 
