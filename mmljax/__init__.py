@@ -13,6 +13,7 @@ from . import data as data
 from . import losses as losses
 from . import models as models
 from . import solvers as solvers
+from .chain import chain as chain
 from .checking import CheckFailed as CheckFailed
 from .checking import CheckResult as CheckResult
 from .checking import MinimiserResult as MinimiserResult
