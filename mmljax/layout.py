@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 __all__ = ["vec", "unvec", "commutation_matrix", "ravel_vec"]
@@ -47,10 +48,10 @@ def commutation_matrix(m: int, n: int, dtype=None) -> Float[Array, "mn mn"]:
 
     **Returns:** an `(m·n, m·n)` permutation matrix.
     """
-    idx = jnp.arange(m * n).reshape((m, n), order="F")  # idx[i, j] = position of X[i, j] in vec(X)
-    perm = vec(idx.T)  # position in vec(X) of each entry of vec(Xᵀ)
+    idx = np.arange(m * n).reshape((m, n), order="F")  # idx[i, j] = position of X[i, j] in vec(X)
+    perm = idx.ravel(order="C")  # = vec(idx.T): position in vec(X) of each entry of vec(Xᵀ)
     dtype = dtype or jnp.result_type(float)
-    return jnp.eye(m * n, dtype=dtype)[perm]
+    return jnp.asarray(np.eye(m * n)[perm], dtype=dtype)
 
 
 def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
