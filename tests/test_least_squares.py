@@ -1,0 +1,290 @@
+"""Closed-form least squares: extended arithmetic, the augmented solve, methods, statistics, errors."""
+
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmljax.solvers import (
+    METHODS,
+    PrecisionWarning,
+    RankDeficiencyWarning,
+    least_squares,
+    linear_regression,
+    polyfit,
+)
+from mmljax.solvers import _extended as ext
+from mmljax.solvers._qr import qr_factor, solve_augmented
+from mmljax.solvers._refine import refine_augmented
+
+
+def _wide_floats(rng, n):
+    return rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
+
+
+# ---------------------------------------------------------------- double-double kernels
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax.jit"])
+def test_two_sum_and_two_prod_are_error_free(backend):
+    rng = np.random.default_rng(1)
+    a, b = _wide_floats(rng, 300), _wide_floats(rng, 300)
+    if backend == "numpy":
+        (s, e), (p, f) = ext.two_sum(a, b), ext.two_prod(a, b)
+    else:
+        (s, e), (p, f) = jax.jit(lambda a, b: (ext.two_sum(a, b), ext.two_prod(a, b)))(jnp.asarray(a), jnp.asarray(b))
+    s, e, p, f = map(np.asarray, (s, e, p, f))
+    for i in range(a.size):
+        assert Fraction(s[i]) + Fraction(e[i]) == Fraction(a[i]) + Fraction(b[i])
+        assert Fraction(p[i]) + Fraction(f[i]) == Fraction(a[i]) * Fraction(b[i])
+
+
+def test_two_prod_float32_is_exact():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal(200).astype(np.float32), rng.standard_normal(200).astype(np.float32)
+    p, e = ext.two_prod(a, b)
+    for i in range(a.size):
+        assert Fraction(float(p[i])) + Fraction(float(e[i])) == Fraction(float(a[i])) * Fraction(float(b[i]))
+
+
+def _exact(x: ext.DD):
+    return [Fraction(h) + Fraction(l) for h, l in zip(np.ravel(x.hi), np.ravel(x.lo))]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax.jit"])
+def test_dd_mul_div_sum_reach_double_double_accuracy(backend):
+    rng = np.random.default_rng(3)
+    x = ext.DD(*ext.two_sum(rng.standard_normal(64), rng.standard_normal(64) * 1e-17))
+    y = ext.DD(*ext.two_sum(rng.standard_normal(64), rng.standard_normal(64) * 1e-17))
+
+    def ops(x, y):
+        return ext.mul(x, y), ext.div(x, y), ext.add(x, y), ext.sum_(x, axis=0)
+
+    if backend == "jax.jit":
+        x, y = ext.DD(jnp.asarray(x.hi), jnp.asarray(x.lo)), ext.DD(jnp.asarray(y.hi), jnp.asarray(y.lo))
+        prod, quot, tot, s = jax.jit(ops)(x, y)
+    else:
+        prod, quot, tot, s = ops(x, y)
+    X, Y = _exact(x), _exact(y)
+    u = Fraction(1, 2**100)
+    for got, want in [(_exact(prod), [a * b for a, b in zip(X, Y)]), (_exact(quot), [a / b for a, b in zip(X, Y)]),
+                      (_exact(tot), [a + b for a, b in zip(X, Y)])]:
+        for g, w in zip(got, want):
+            assert abs(g - w) <= u * abs(w)
+    exact_sum = sum(X)
+    assert abs(_exact(s)[0] - exact_sum) <= u * sum(abs(v) for v in X)
+
+
+def test_dd_matmul_recovers_cancellation_that_float64_loses():
+    # rows of a are (1e16, 1, -1e16): float64 gives 0 or 2, the exact answer is 1 * x[1]
+    a = ext.from_float(np.array([[1e16, 1.0, -1e16]]))
+    x = ext.from_float(np.array([[1.0], [3.0], [1.0]]))
+    assert float((a.hi @ x.hi)[0, 0]) != 3.0
+    assert float(ext.matmul(a, x).hi[0, 0]) == 3.0
+    assert float(ext.rmatmul(ext.from_float(a.hi.T.copy()), x).hi[0, 0]) == 3.0
+
+
+# ---------------------------------------------------------------- augmented system and refinement
+
+
+def test_solve_augmented_matches_dense_kkt_solve(rng):
+    n, p, k = 12, 4, 2
+    b = rng.standard_normal((n, p))
+    f, g = rng.standard_normal((n, k)), rng.standard_normal((p, k))
+    r, z = solve_augmented(qr_factor(b), f, g)
+    kkt = np.block([[np.eye(n), b], [b.T, np.zeros((p, p))]])
+    want = np.linalg.solve(kkt, np.vstack([f, g]))
+    np.testing.assert_allclose(np.vstack([r, z]), want, rtol=1e-12, atol=1e-12)
+
+
+def test_refinement_converges_on_an_ill_conditioned_design(rng):
+    n, p = 30, 5
+    u, _ = np.linalg.qr(rng.standard_normal((n, p)))
+    v, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    b = (u * np.logspace(0, -10, p)) @ v.T  # condition number 1e10
+    y = rng.standard_normal((n, 1))
+    out = refine_augmented(ext.from_float(b), qr_factor(b), ext.from_float(y), ext.from_float(np.zeros((p, 1))))
+    assert out.converged and 2 <= out.steps <= 30
+    assert out.corrections[-1] < 1e-20 < out.corrections[0]
+    # the refined residual is orthogonal to the columns far below float64 rounding of the plain solve
+    assert np.max(np.abs(ext.rmatmul(ext.from_float(b), out.r).hi)) < 1e-25
+
+
+# ---------------------------------------------------------------- methods and statistics
+
+
+@pytest.fixture
+def problem(rng):
+    X = rng.standard_normal((40, 3))
+    beta = np.array([1.5, -2.0, 0.25, 3.0])
+    y = beta[0] + X @ beta[1:] + 0.1 * rng.standard_normal(40)
+    return X, y
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_matches_numpy_lstsq_and_textbook_statistics(problem, method):
+    X, y = problem
+    A = np.column_stack([np.ones(len(y)), X])
+    want, *_ = np.linalg.lstsq(A, y, rcond=None)
+    res = least_squares(A, y, method=method)
+    np.testing.assert_allclose(res.coefficients, want, rtol=1e-12)
+    resid = y - A @ want
+    sigma = np.sqrt(resid @ resid / (len(y) - 4))
+    se = sigma * np.sqrt(np.diag(np.linalg.inv(A.T @ A)))
+    np.testing.assert_allclose(res.residuals, resid, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(res.rss, resid @ resid, rtol=1e-12)
+    np.testing.assert_allclose(res.residual_sd, sigma, rtol=1e-12)
+    np.testing.assert_allclose(res.standard_errors, se, rtol=1e-10)
+    np.testing.assert_allclose(res.r_squared, 1 - resid @ resid / np.sum((y - y.mean()) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(res.fitted, A @ want, rtol=1e-12)
+    assert res.rank == 4 and res.intercept and res.dtype == np.float64
+    assert res.method == ("qr" if method == "auto" else method)
+    assert (res.refinement_steps > 0) == (res.method == "qr")
+    assert 1 <= res.condition_number < 100
+
+
+def test_linear_regression_and_least_squares_agree_and_r_squared_switches(problem):
+    X, y = problem
+    a = linear_regression(X, y)
+    b = least_squares(np.column_stack([np.ones(len(y)), X]), y)
+    np.testing.assert_allclose(a.coefficients, b.coefficients, rtol=1e-13)
+    np.testing.assert_allclose(a.standard_errors, b.standard_errors, rtol=1e-12)
+    c = linear_regression(X, y, intercept=False)
+    assert not c.intercept and c.coefficients.shape == (3,)
+    np.testing.assert_allclose(c.r_squared, 1 - c.rss / np.sum(y**2), rtol=1e-12)  # uncentred
+    assert c.names == ("B1", "B2", "B3") and a.names[0] == "B0"
+
+
+def test_multiple_right_hand_sides_match_separate_fits(problem):
+    X, y = problem
+    Y = np.column_stack([y, 2 * y + X[:, 0], -y])
+    res = linear_regression(X, Y)
+    assert res.coefficients.shape == (4, 3) and res.residuals.shape == (40, 3)
+    assert res.rss.shape == res.r_squared.shape == res.residual_sd.shape == (3,)
+    assert res.standard_errors.shape == (4, 3)
+    for j in range(3):
+        one = linear_regression(X, Y[:, j])
+        np.testing.assert_allclose(res.coefficients[:, j], one.coefficients, rtol=1e-13)
+        np.testing.assert_allclose(res.standard_errors[:, j], one.standard_errors, rtol=1e-12)
+
+
+def test_polyfit_matches_numpy_polyfit_reversed(rng):
+    x = np.linspace(2.0, 5.0, 30)
+    y = 1.0 - 0.5 * x + 0.25 * x**3 + 0.01 * rng.standard_normal(30)
+    res = polyfit(x, y, 3)
+    np.testing.assert_allclose(res.coefficients, np.polyfit(x, y, 3)[::-1], rtol=1e-9)
+    no_int = polyfit(x, y, 2, intercept=False)
+    A = np.column_stack([x, x**2])
+    np.testing.assert_allclose(no_int.coefficients, np.linalg.lstsq(A, y, rcond=None)[0], rtol=1e-11)
+    assert no_int.names == ("B1", "B2")
+
+
+@pytest.mark.parametrize("method", ["qr", "svd", "cholesky", "normal"])
+def test_ridge_matches_the_closed_form(problem, method):
+    X, y = problem
+    lam = 3.0
+    ls = least_squares(X, y, ridge=lam, method=method)
+    want = np.linalg.solve(X.T @ X + lam * np.eye(3), X.T @ y)
+    np.testing.assert_allclose(ls.coefficients, want, rtol=1e-12)
+    # linear_regression does not penalise the intercept
+    A = np.column_stack([np.ones(len(y)), X])
+    P = np.diag([0.0, 1, 1, 1])
+    lr = linear_regression(X, y, ridge=lam, method=method)
+    G = A.T @ A + lam * P
+    want = np.linalg.solve(G, A.T @ y)
+    np.testing.assert_allclose(lr.coefficients, want, rtol=1e-12)
+    H_trace = np.trace(np.linalg.solve(G, A.T @ A))
+    np.testing.assert_allclose(lr.dof, len(y) - H_trace, rtol=1e-12)
+    Ginv = np.linalg.inv(G)
+    sigma = np.sqrt(lr.rss / lr.dof)
+    np.testing.assert_allclose(lr.standard_errors, sigma * np.sqrt(np.diag(Ginv @ A.T @ A @ Ginv)), rtol=1e-9)
+
+
+def test_rank_deficient_design_warns_and_auto_returns_minimum_norm(problem):
+    X, y = problem
+    A = np.column_stack([np.ones(len(y)), X, X[:, 0] + X[:, 1]])  # last column is a combination
+    with pytest.warns(RankDeficiencyWarning, match=r"rank 4 of 5 columns.*minimum-norm"):
+        res = least_squares(A, y)
+    assert res.rank == 4 and res.method == "svd" and res.condition_number > 1e12
+    # the minimum-norm solution of the equilibrated problem reproduces the fit of the full-rank one
+    full = least_squares(A[:, :4], y)
+    np.testing.assert_allclose(res.fitted, full.fitted, rtol=1e-10)
+    with pytest.warns(RankDeficiencyWarning):
+        zero_col = np.column_stack([A[:, :4], np.zeros(len(y))])
+        with pytest.raises(ValueError, match="method='qr' needs a full-rank design"):
+            least_squares(zero_col, y, method="qr")
+
+
+def test_underdetermined_problem_warns(rng):
+    with pytest.warns(RankDeficiencyWarning) as record:
+        res = least_squares(rng.standard_normal((3, 5)), rng.standard_normal(3))
+    messages = " | ".join(str(w.message) for w in record)
+    assert "rank 3 of 5" in messages and "no degrees of freedom" in messages
+    assert res.method == "svd"
+    np.testing.assert_allclose(res.residuals, 0, atol=1e-12)
+
+
+def test_float32_input_warns_and_keeps_its_dtype(problem):
+    X, y = problem
+    with pytest.warns(PrecisionWarning, match="float32.*jax_enable_x64"):
+        res = linear_regression(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32))
+    assert res.dtype == np.float32 and res.coefficients.dtype == np.float32
+    np.testing.assert_allclose(res.coefficients, linear_regression(X, y).coefficients, rtol=1e-5)
+
+
+def test_jax_and_integer_inputs_are_accepted():
+    x = jnp.arange(6.0)
+    res = polyfit(x, 2 * x + 1, 1)
+    np.testing.assert_allclose(res.coefficients, [1.0, 2.0], rtol=1e-14)
+    res = polyfit(np.arange(6), 3 * np.arange(6), 1)
+    assert res.dtype == np.float64
+    np.testing.assert_allclose(res.coefficients, [0.0, 3.0], atol=1e-14)
+
+
+def test_cholesky_failure_is_a_clear_error():
+    x = np.linspace(0, 1, 20)
+    A = np.column_stack([x**j for j in range(15)])  # Gram matrix not positive definite in float64
+    with pytest.raises(ValueError, match=r"cholesky.*square the condition number.*method='qr'"):
+        least_squares(A, np.sin(x), method="cholesky")
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: least_squares(np.ones(5), np.ones(5)), ValueError, r"Phi must have shape \(n, p\).*Phi\[:, None\]"),
+        (lambda: least_squares(np.ones((5, 2)), np.ones(4)), ValueError, "5 rows.*y has 4"),
+        (lambda: least_squares(np.ones((5, 2)), np.ones(5), method="lu"), ValueError, "method must be one of"),
+        (lambda: least_squares(np.ones((5, 2)), np.ones(5), ridge=-1), ValueError, "ridge must be"),
+        (lambda: least_squares(np.ones((0, 2)), np.ones(0)), ValueError, "no observations"),
+        (lambda: least_squares(np.array([[1.0], [np.nan], [2.0]]), np.ones(3)), ValueError, r"NaN/Inf.*row\(s\) \[1\]"),
+        (lambda: least_squares(np.ones((3, 1)), np.array([1.0, 2.0, np.inf])), ValueError, r"y contains.*\[2\]"),
+        (lambda: least_squares(np.ones((3, 1)) * 1j, np.ones(3)), TypeError, "complex"),
+        (lambda: polyfit(np.ones((5, 2)), np.ones(5), 2), ValueError, "must be 1-D.*linear_regression"),
+        (lambda: polyfit(np.ones(5), np.ones(5), 2.0), TypeError, "degree must be an int"),
+        (lambda: polyfit(np.ones(5), np.ones(5), 0, intercept=False), ValueError, "degree must be >= 1"),
+        (lambda: jax.jit(lambda a: least_squares(a, jnp.ones(3)).coefficients)(jnp.ones((3, 1))), TypeError,
+         "cannot be used inside jax.jit"),
+    ],
+)
+def test_user_errors_say_what_was_expected(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-6, 1.0, 1e8]))
+def test_random_problems_agree_with_lstsq_at_any_column_scale(seed, scale):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((25, 4)) * np.array([1.0, scale, 1 / scale, 7.0])
+    y = rng.standard_normal(25)
+    res = least_squares(A, y)
+    norms = np.linalg.norm(A, axis=0)  # reference: lstsq on the equilibrated columns
+    want = np.linalg.lstsq(A / norms, y, rcond=None)[0] / norms
+    np.testing.assert_allclose(res.coefficients, want, rtol=1e-10)
+    # the residual is orthogonal to every column (relative to the column's size)
+    col = np.linalg.norm(A, axis=0) * np.linalg.norm(y)
+    assert np.all(np.abs(A.T @ res.residuals) <= 1e-13 * col)
