@@ -233,10 +233,10 @@ def init(key: Array, basis: Basis, out_features: int = 1, dtype=None) -> BasisPa
     F = basis.n_features
     kt, ka, kb = jax.random.split(key, 3)
     shape = (F,) if out_features == 1 else (F, out_features)
-    theta = jax.random.normal(kt, shape, dtype) / np.sqrt(F)
+    theta = jax.random.normal(kt, shape, dtype) / float(np.sqrt(F))
     A = b = None
     if isinstance(basis, Learned):
-        A = jax.random.normal(ka, (basis.width, basis.in_features), dtype) / np.sqrt(basis.in_features)
+        A = jax.random.normal(ka, (basis.width, basis.in_features), dtype) / float(np.sqrt(basis.in_features))
         b = 0.1 * jax.random.normal(kb, (basis.width,), dtype)
     return BasisParams(theta, A, b, basis)
 

@@ -63,7 +63,7 @@ def init(
             raise ValueError(f"linear.init: {name} must be a positive integer; got {v!r}")
     dtype = dtype or jnp.result_type(float)
     shape = (in_features,) if out_features == 1 else (in_features, out_features)
-    theta = jax.random.normal(key, shape, dtype) / np.sqrt(in_features)
+    theta = jax.random.normal(key, shape, dtype) / float(np.sqrt(in_features))
     b = jnp.zeros(shape[1:], dtype) if bias else None
     return LinearParams(theta, b)
 

@@ -78,7 +78,7 @@ def init(key: Array, sizes: Sequence[int], activation: str = "tanh", dtype=None)
     dtype = dtype or jnp.result_type(float)
     keys = jax.random.split(key, len(sizes) - 1)
     layers = tuple(
-        Layer(jax.random.normal(k, (m, n), dtype) / np.sqrt(n), jnp.zeros((m,), dtype))
+        Layer(jax.random.normal(k, (m, n), dtype) / float(np.sqrt(n)), jnp.zeros((m,), dtype))
         for k, n, m in zip(keys, sizes[:-1], sizes[1:])
     )
     return MLPParams(layers, activation)
