@@ -30,6 +30,11 @@ from .derivatives import jacobian_matrix as jacobian_matrix
 from .derivatives import jacobian_mode as jacobian_mode
 from .derivatives import second_directional_derivative as second_directional_derivative
 from .finite_diff import taylor_test as taylor_test
+from .kernels import gauss_newton_matrix as gauss_newton_matrix
+from .kernels import gram as gram
+from .kernels import least_squares_gradient as least_squares_gradient
+from .kernels import least_squares_hvp as least_squares_hvp
+from .kernels import per_example_jacobian as per_example_jacobian
 from .layout import commutation_matrix as commutation_matrix
 from .layout import ravel_vec as ravel_vec
 from .layout import unvec as unvec

@@ -11,9 +11,10 @@ import argparse
 import os
 import sys
 
+from . import _cli_bench
 from . import _cli_check
 
-COMMANDS = [_cli_check]
+COMMANDS = [_cli_check, _cli_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,137 @@
+"""Honest wall-clock timing of compiled functions (GUIDE §6).
+
+- The warm-up call is timed on its own and never mixed into the samples (the compile time of a
+  JAX variant is measured separately, by the runner, around `lower(...).compile()`).
+- Every call's output is waited for (`jax.block_until_ready`), so JAX's asynchronous dispatch
+  cannot make a variant look faster than it is.
+- One sample is `number` back-to-back calls, with `number` chosen so that a sample lasts at
+  least `min_sample_s`; the per-call time of a sample is its duration divided by `number`.
+- The variants of one case are timed **interleaved** — sample 1 of every variant, then sample 2
+  of every variant, ... — so that a slow spell of the machine (other processes, frequency
+  changes) hits all of them alike and their ratios stay meaningful.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+__all__ = ["TimingConfig", "Timing", "call_blocking", "calibrate", "time_interleaved"]
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How long and how often to measure.
+
+    **Arguments:** `min_sample_s`: a sample lasts at least this long (calls are repeated);
+    `samples`: samples per variant (at least 5, so that a median and a spread mean something);
+    `max_number`: upper bound on calls per sample (for sub-microsecond functions).
+    """
+
+    min_sample_s: float = 0.1
+    samples: int = 5
+    max_number: int = 1_000_000
+
+    def __post_init__(self):
+        if not self.min_sample_s > 0:
+            raise ValueError(f"TimingConfig: min_sample_s must be positive; got {self.min_sample_s}")
+        if self.samples < 5:
+            raise ValueError(f"TimingConfig: at least 5 samples are needed for a median and a spread; got {self.samples}")
+        if self.max_number < 1:
+            raise ValueError(f"TimingConfig: max_number must be at least 1; got {self.max_number}")
+
+
+class Timing(NamedTuple):
+    """Per-call times of one variant, in seconds.
+
+    `median_s` and `min_s` over the samples; `spread` is `(max − min) / median` of the samples;
+    `samples_s` the per-call time of each sample; `number` calls per sample; `warmup_s` the
+    first call (after compilation), not part of the samples.
+    """
+
+    median_s: float
+    min_s: float
+    max_s: float
+    spread: float
+    samples_s: tuple[float, ...]
+    number: int
+    warmup_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._asdict()
+        d["samples_s"] = list(self.samples_s)
+        return d
+
+
+def call_blocking(fn: Callable[[], Any]) -> Any:
+    """Call `fn()` and wait until every array in its output is computed."""
+    return jax.block_until_ready(fn())
+
+
+def _run(fn: Callable[[], Any], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def calibrate(fn: Callable[[], Any], config: TimingConfig, first_call_s: float) -> int:
+    """Calls per sample so that one sample lasts at least `config.min_sample_s`.
+
+    Starts from the warm-up time (`first_call_s`), then grows `number` until a measured sample is
+    long enough.
+    """
+    if first_call_s >= config.min_sample_s:
+        return 1
+    number = max(1, math.ceil(config.min_sample_s / max(first_call_s, 1e-7)))
+    number = min(number, config.max_number)
+    while number < config.max_number:
+        elapsed = _run(fn, number)
+        if elapsed >= config.min_sample_s:
+            break
+        grow = config.min_sample_s / max(elapsed, 1e-9) * 1.2
+        number = min(config.max_number, max(number * 2, math.ceil(number * grow)))
+    return number
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    config: TimingConfig = TimingConfig(),
+    warmup_s: dict[str, float] | None = None,
+) -> dict[str, Timing]:
+    """Time zero-argument functions interleaved: sample `i` of every function, then `i + 1`.
+
+    **Arguments:** `fns` name -> a zero-argument function (already warmed up: compiled and called
+    once); `config` the sampling rules; `warmup_s` name -> the duration of that first call (used
+    to calibrate; a fresh blocking call is timed when missing).
+
+    **Returns:** name -> `Timing` (per-call seconds).
+    """
+    warmup_s = dict(warmup_s or {})
+    numbers = {}
+    for name, fn in fns.items():
+        if name not in warmup_s:
+            warmup_s[name] = _run(fn, 1)
+        numbers[name] = calibrate(fn, config, warmup_s[name])
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(config.samples):
+        for name, fn in fns.items():
+            samples[name].append(_run(fn, numbers[name]) / numbers[name])
+    out = {}
+    for name, xs in samples.items():
+        med = statistics.median(xs)
+        out[name] = Timing(
+            median_s=med,
+            min_s=min(xs),
+            max_s=max(xs),
+            spread=(max(xs) - min(xs)) / med if med > 0 else 0.0,
+            samples_s=tuple(xs),
+            number=numbers[name],
+            warmup_s=warmup_s[name],
+        )
+    return out
