@@ -2,12 +2,20 @@
 
 - `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: host-side, float64,
   Householder QR + Björck refinement in double-double; a `LeastSquaresResult` with statistics.
+- `gradient_descent`, `newton`, `minimize` (optax): jit-compiled loops on parameter pytrees,
+  returning an `OptimizeResult`; a non-finite loss raises `DivergenceError`.
 """
 
+from ._result import DivergenceError as DivergenceError
 from ._result import LeastSquaresResult as LeastSquaresResult
+from ._result import OptimizeResult as OptimizeResult
 from ._result import PrecisionWarning as PrecisionWarning
 from ._result import RankDeficiencyWarning as RankDeficiencyWarning
+from .gradient_descent import gradient_descent as gradient_descent
+from .gradient_descent import largest_curvature as largest_curvature
 from .least_squares import METHODS as METHODS
 from .least_squares import least_squares as least_squares
 from .least_squares import linear_regression as linear_regression
 from .least_squares import polyfit as polyfit
+from .newton import newton as newton
+from .optax_loop import minimize as minimize

@@ -1,0 +1,54 @@
+"""Shared plumbing of the iterative solvers: a loss on one flat vector, validation, divergence."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from .._validate import require_callable, require_float_tree
+from ._result import DivergenceError, divergence_message
+
+
+def flat_problem(loss: Callable, params0: Any, where: str) -> tuple[jax.Array, Callable, Callable]:
+    """`(x0, f, unravel)`: the parameters as one vector (`ravel_pytree` order) and `f(x) = loss(unravel(x))`."""
+    require_callable(loss, where, "loss")
+    require_float_tree(params0, where, "params0")
+    x0, unravel = ravel_pytree(params0)
+
+    def f(x):
+        return loss(unravel(x))
+
+    out = jax.eval_shape(f, x0)
+    if not hasattr(out, "shape") or out.shape != ():
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"{where}: loss must return a scalar; got shape {shape} — reduce it with jnp.sum or jnp.mean")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"{where}: loss must return a floating scalar; got dtype {out.dtype}")
+    return x0, f, unravel
+
+
+def positive_int(value: Any, where: str, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def nonneg_float(value: Any, where: str, name: str, *, positive: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: {name} must be a number; got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise ValueError(f"{where}: {name} must be a finite number {'>' if positive else '>='} 0; got {value!r}")
+    return v
+
+
+def raise_divergence(where: str, step: int, history: np.ndarray, bad: float, hint: str, params: Any = None,
+                     what: str = "loss or gradient") -> None:
+    msg, last, last_step = divergence_message(where, step, bad, history, what, hint)
+    raise DivergenceError(msg, step=step, last_finite_loss=last, last_finite_step=last_step, params=params)
