@@ -63,6 +63,10 @@ def program_fingerprint(hlo_text: str) -> str:
     lines = hlo_text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(("%", "ENTRY"))), 0)
     text = "\n".join(lines[start:])
+    # Entry parameters are named after the Python arguments: name them by position instead.
+    entry = text[text.find("ENTRY"):]
+    for name, idx in re.findall(r"%([\w.\-]+) = [^\n]*?\bparameter\((\d+)\)", entry):
+        text = re.sub(rf"\b{re.escape(name)}\b", f"arg{idx}", text)
     text = re.sub(r",\s*metadata=\{[^}]*\}", "", text)
     text = re.sub(r",\s*stack_frame_id=\d+", "", text)
     text = re.sub(r"([%\w][\w\-]*)\.\d+\b", r"\1", text)

@@ -4,8 +4,8 @@
   JAX variant is measured separately, by the runner, around `lower(...).compile()`).
 - Every call's output is waited for (`jax.block_until_ready`), so JAX's asynchronous dispatch
   cannot make a variant look faster than it is.
-- One sample is `number` back-to-back calls, with `number` chosen so that a sample lasts at
-  least `min_sample_s`; the per-call time of a sample is its duration divided by `number`.
+- One sample is back-to-back calls — a calibrated `number` of them, repeated if the sample has
+  not yet lasted `min_sample_s` — and its per-call time is its duration divided by its calls.
 - The variants of one case are timed **interleaved** — sample 1 of every variant, then sample 2
   of every variant, ... — so that a slow spell of the machine (other processes, frequency
   changes) hits all of them alike and their ratios stay meaningful.
@@ -50,7 +50,7 @@ class Timing(NamedTuple):
     """Per-call times of one variant, in seconds.
 
     `median_s` and `min_s` over the samples; `spread` is `(max − min) / median` of the samples;
-    `samples_s` the per-call time of each sample; `number` calls per sample; `warmup_s` the
+    `samples_s` the per-call time of each sample; `number` the fewest calls in a sample, `calls` the calls of each; `warmup_s` the
     first call (after compilation), not part of the samples.
     """
 
@@ -61,10 +61,12 @@ class Timing(NamedTuple):
     samples_s: tuple[float, ...]
     number: int
     warmup_s: float
+    calls: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
         d["samples_s"] = list(self.samples_s)
+        d["calls"] = list(self.calls)
         return d
 
 
@@ -78,6 +80,20 @@ def _run(fn: Callable[[], Any], number: int) -> float:
     for _ in range(number):
         jax.block_until_ready(fn())
     return time.perf_counter() - start
+
+
+def _sample(fn: Callable[[], Any], number: int, min_sample_s: float) -> tuple[float, int]:
+    """One sample: blocks of `number` calls until at least `min_sample_s` has passed (the
+    calibration makes one block enough almost always). Returns (seconds, calls)."""
+    start = time.perf_counter()
+    n = 0
+    while True:
+        for _ in range(number):
+            jax.block_until_ready(fn())
+        n += number
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_sample_s:
+            return elapsed, n
 
 
 def calibrate(fn: Callable[[], Any], config: TimingConfig, first_call_s: float) -> int:
@@ -119,9 +135,12 @@ def time_interleaved(
             warmup_s[name] = _run(fn, 1)
         numbers[name] = calibrate(fn, config, warmup_s[name])
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    calls: dict[str, list[int]] = {name: [] for name in fns}
     for _ in range(config.samples):
         for name, fn in fns.items():
-            samples[name].append(_run(fn, numbers[name]) / numbers[name])
+            elapsed, n = _sample(fn, numbers[name], config.min_sample_s)
+            samples[name].append(elapsed / n)
+            calls[name].append(n)
     out = {}
     for name, xs in samples.items():
         med = statistics.median(xs)
@@ -131,7 +150,8 @@ def time_interleaved(
             max_s=max(xs),
             spread=(max(xs) - min(xs)) / med if med > 0 else 0.0,
             samples_s=tuple(xs),
-            number=numbers[name],
+            number=min(calls[name]),
             warmup_s=warmup_s[name],
+            calls=tuple(calls[name]),
         )
     return out
