@@ -54,11 +54,12 @@ def test_values_by_hand():
 
 
 def test_check_derivative_with_finite_differences():
+    """All three losses at once: f(p) = [sse, half_sse, mse], its Jacobian the stacked gradients."""
     rng = np.random.default_rng(1)
     pred, y = jnp.asarray(rng.standard_normal((4, 2))), jnp.asarray(rng.standard_normal((4, 2)))
-    for f, g in PLAIN:
-        r = mj.check_derivative(lambda p: f(p, y), lambda p: g(p, y), pred, name=f.__name__)
-        assert r.ok and r.finite_diff_rel < 1e-6, r.message
+    r = mj.check_derivative(lambda p: jnp.stack([f(p, y) for f, _ in PLAIN]),
+                            lambda p: jnp.stack([g(p, y) for _, g in PLAIN]), pred, name="sse, half_sse, mse")
+    assert r.ok and r.finite_diff_rel < 1e-6, r.message
 
 
 def test_checker_rejects_sse_gradient_without_the_2():
@@ -68,12 +69,11 @@ def test_checker_rejects_sse_gradient_without_the_2():
 
 
 def test_ridge_minimiser_of_the_linear_model():
-    """(ΦᵀΦ + λI)⁻¹Φᵀy minimises ridge_sse and ridge_half_sse of Φθ (same minimiser)."""
+    """(ΦᵀΦ + λI)⁻¹Φᵀy minimises ridge_half_sse (and ridge_sse, twice it) of Φθ."""
     rng = np.random.default_rng(2)
     Phi, y, lam = jnp.asarray(rng.standard_normal((12, 3))), jnp.asarray(rng.standard_normal(12)), 0.7
     theta = jnp.linalg.solve(Phi.T @ Phi + lam * jnp.eye(3), Phi.T @ y)
-    for f in (losses.ridge_sse, losses.ridge_half_sse):
-        assert mj.check_minimiser(lambda t: f(Phi @ t, y, t, lam), theta).ok
+    assert mj.check_minimiser(lambda t: losses.ridge_half_sse(Phi @ t, y, t, lam), theta).ok
     # the hand gradients assemble to zero there: Φᵀ dL/dpred + dPenalty/dθ
     g = losses.ridge_sse_gradient(Phi @ theta, y, theta, lam)
     assert np.max(np.abs(g.pred @ Phi + g.params)) < 1e-12

@@ -46,7 +46,7 @@ def witnesses(params, x, y):
 
 
 @settings(max_examples=12, deadline=None)
-@given(d=st.sampled_from([1, 4]), k=st.sampled_from([1, 3]), bias=st.booleans(), seed=st.integers(0, 2**16))
+@given(d=st.sampled_from([1, 3]), k=st.sampled_from([1, 2]), bias=st.booleans(), seed=st.integers(0, 2**16))
 def test_hand_gradient_hessian_jacobian_match_autodiff(d, k, bias, seed):
     n = 5
     params, x, y = problem(seed, n, d, k, bias)
@@ -71,9 +71,8 @@ def test_flat_order_is_vec_theta_then_bias():
     assert H[0, 6] == 5.0 and H[6, 6] == 2.0 and H[0, 7] == 0.0 and H[0, 3] == 0.0
 
 
-@pytest.mark.parametrize("k,bias", [(1, True), (3, False)])
-def test_check_derivative_gradient_and_hessian(k, bias):
-    params, x, y = problem(1, 6, 3, k, bias)
+def test_check_derivative_gradient_and_hessian():
+    params, x, y = problem(1, 6, 3, 2, True)
     flat, unravel = mj.ravel_vec(params)
     L = lambda v: loss(unravel(v), x, y)
     g = mj.check_derivative(L, lambda v: mj.ravel_vec(linear.hand_gradient(unravel(v), x, y))[0], flat,
@@ -99,16 +98,19 @@ def test_checker_rejects_wrong_gradient():
     assert result.autodiff_rel > 1e-3 and "FAILED" in result.message
 
 
+@jax.jit
+def hand_values(params, x, y):
+    return dict(grad=linear.hand_gradient(params, x, y), auto=jax.grad(loss)(params, x, y),
+                pred=linear.apply(params, x), hess=linear.hand_hessian(params, x, y),
+                jac=linear.hand_jacobian(params, x))
+
+
 def test_float32_agrees_within_float32_tolerance():
-    p64, x64, y64 = problem(3, 20, 4, 2, True)
-    p32, x32, y32 = problem(3, 20, 4, 2, True, np.float32)
-    g32 = linear.hand_gradient(p32, x32, y32)
-    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(g32))
-    assert linear.apply(p32, x32).dtype == jnp.float32
-    assert linear.hand_hessian(p32, x32, y32).dtype == jnp.float32
-    assert linear.hand_jacobian(p32, x32).dtype == jnp.float32
-    assert rel_err(g32, jax.grad(loss)(p32, x32, y32)) <= 1e-5
-    assert rel_err(g32, linear.hand_gradient(p64, x64, y64)) <= 1e-5
+    w32 = hand_values(*problem(3, 20, 4, 2, True, np.float32))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(w32))
+    w64 = hand_values(*problem(3, 20, 4, 2, True))
+    assert rel_err(w32["grad"], w32["auto"]) <= 1e-5
+    assert rel_err(w32["grad"], w64["grad"]) <= 1e-5 and rel_err(w32["hess"], w64["hess"]) <= 1e-5
     assert jnp.zeros(()).dtype == jnp.float64  # the library did not touch x64
 
 
@@ -123,29 +125,33 @@ def test_init_shapes_and_dtype():
 
 def test_jit_and_vmap():
     params, x, y = problem(4, 5, 3, 2, True)
-    np.testing.assert_allclose(jax.jit(linear.apply)(params, x), linear.apply(params, x), rtol=1e-14)
-    g = jax.jit(linear.hand_gradient)(params, x, y)
-    assert rel_err(g, linear.hand_gradient(params, x, y)) <= 1e-14
-    # vmap over an ensemble of parameters, and over batches of data
-    keys = jax.random.split(jax.random.key(0), 4)
-    ens = jax.vmap(lambda k: linear.init(k, 3, 2))(keys)
-    out = jax.vmap(linear.apply, in_axes=(0, None))(ens, x)
-    assert out.shape == (4, 5, 2)
-    np.testing.assert_allclose(out[2], linear.apply(jax.tree_util.tree_map(lambda a: a[2], ens), x), rtol=1e-14)
+    ens = jax.tree_util.tree_map(lambda a: jnp.stack([a, -a]), params)  # an ensemble of two models
     xb, yb = jnp.stack([x, 2 * x]), jnp.stack([y, -y])
-    gb = jax.vmap(linear.hand_hessian, in_axes=(None, 0, 0))(params, xb, yb)
-    np.testing.assert_allclose(gb[1], linear.hand_hessian(params, 2 * x, -y), rtol=1e-14)
+
+    @jax.jit
+    def run(ens, xb, yb):
+        return (jax.vmap(linear.apply, in_axes=(0, None))(ens, x),
+                jax.vmap(linear.hand_hessian, in_axes=(None, 0, 0))(params, xb, yb),
+                linear.hand_gradient(params, x, y))
+
+    out, Hb, g = run(ens, xb, yb)
+    assert out.shape == (2, 5, 2)
+    np.testing.assert_allclose(out[1], -(x @ params.theta) - params.bias, rtol=1e-14)
+    np.testing.assert_allclose(Hb[1][:6, :6], 4 * Hb[0][:6, :6], rtol=1e-14)  # XᵀX scales with 2²
+    np.testing.assert_allclose(g.theta, x.T @ (x @ params.theta + params.bias - y), rtol=1e-13)
 
 
 def test_scalar_model_lecture_1_2():
     x, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([2.1, 3.9, 6.2])
-    a = jnp.asarray(1.7)
     L = lambda a: 0.5 * jnp.sum((y - linear.scalar_apply(a, x)) ** 2)
-    assert abs(linear.scalar_hand_gradient(a, x, y) - jax.grad(L)(a)) <= 1e-12
-    assert abs(linear.scalar_hand_hessian(a, x, y) - jax.hessian(L)(a)) <= 1e-12
+    a = jnp.asarray(1.7)
+    hand = jax.jit(lambda a: (linear.scalar_hand_gradient(a, x, y), linear.scalar_hand_hessian(a, x, y)))(a)
+    auto = jax.jit(lambda a: (jax.grad(L)(a), jax.hessian(L)(a)))(a)
+    assert abs(hand[0] - auto[0]) <= 1e-12 and abs(hand[1] - auto[1]) <= 1e-12
+    assert hand[1] == 14.0  # Σ x² ≥ 0: convex
     a_star = linear.scalar_minimiser(x, y)
     assert abs(a_star - 28.5 / 14.0) < 1e-14  # Σxy / Σx² = (2.1 + 7.8 + 18.6) / 14
-    assert mj.check_minimiser(L, a_star).ok
+    assert abs(linear.scalar_hand_gradient(a_star, x, y)) < 1e-12
     with pytest.raises(ValueError, match=r"a must be a scalar"):
         linear.scalar_apply(jnp.ones(2), x)
     with pytest.raises(ValueError, match=r"shape \(n,\).*got \(3, 1\)"):
@@ -156,7 +162,7 @@ def test_shape_errors_name_expected_and_received():
     params, x, y = problem(5, 7, 1, 1, True)
     with pytest.raises(ValueError, match=r"\(n, 1\).*got shape \(7,\).*x\[:, None\]"):
         linear.apply(params, x[:, 0])
-    other = linear.init(jax.random.key(0), 3)  # another architecture: 3 inputs
+    other = linear.LinearParams(jnp.ones(3), jnp.zeros(()))  # another architecture: 3 inputs
     with pytest.raises(ValueError, match=r"x has shape \(7, 1\).*expects 3 input feature.*theta has shape \(3,\)"):
         linear.apply(other, x)
     with pytest.raises(ValueError, match=r"y must have the shape of the predictions, \(7,\); got \(7, 1\)"):
@@ -165,6 +171,6 @@ def test_shape_errors_name_expected_and_received():
         linear.apply(linear.LinearParams(jnp.ones((1, 2)), jnp.zeros(())), x)
     from mmljax.models import mlp
     with pytest.raises(TypeError, match="params must be a LinearParams.*got MLPParams"):
-        linear.apply(mlp.init(jax.random.key(0), [1, 2, 1]), x)
+        linear.apply(mlp.MLPParams((mlp.Layer(jnp.ones((1, 1)), jnp.ones(1)),), "tanh"), x)
     with pytest.raises(TypeError, match="floating"):
         linear.apply(params, jnp.ones((7, 1), jnp.int32))
