@@ -72,6 +72,25 @@ def _default_memory_limit() -> float:
         return 4e9
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (recorded in the JSON and markdown)."""
+    parts = ["mmljax", "bench"]
+    parts += ["--quick"] if args.quick else ["--tiny"] if args.tiny else []
+    for c in args.case:
+        parts += ["--case", c]
+    parts += ["--dtype", args.dtype] + (["--peers"] if args.peers else [])
+    for flag, value, default in (("--seed", args.seed, 0), ("--min-sample-s", args.min_sample_s, 0.1),
+                                 ("--samples", args.samples, 5), ("--memory-limit", args.memory_limit, None),
+                                 ("--max-variant-s", args.max_variant_s, None)):
+        if value != default:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    parts += ["--no-machine"] if args.no_machine else []
+    for flag, value in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if value:
+            parts += [flag, value]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
 
@@ -107,11 +126,11 @@ def run(args: argparse.Namespace) -> int:
         max_variant_s=max_variant_s,
     )
     config = TimingConfig(min_sample_s=args.min_sample_s, samples=args.samples)
-    command = "mmljax bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+    command = _command(args)
     err = Console(stderr=True)
     with err.status("measuring", spinner="dots") as status:
         run_ = run_benchmarks(selected, settings, config, measure_machine=not args.no_machine,
-                              command=command.strip(),
+                              command=command,
                               progress=lambda msg: status.update(f"mmljax bench: {msg}"))
     print_console(run_, console)
     if args.json:

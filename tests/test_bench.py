@@ -312,3 +312,16 @@ def test_every_case_at_tiny_sizes_through_the_cli(tmp_path):
         bad = [(c["name"], v["name"], v["status"], v["message"]) for c in doc["cases"] for p in c["points"]
                for v in p["variants"] if v["status"] not in ("ok", "skipped")]
         assert not bad
+
+
+def test_gpu_check_script_is_valid_and_complete():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    assert script.stat().st_mode & 0o111, "gpu_check.sh must be executable"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for needed in ("--no-deps --no-build-isolation -e .", "PYTHONPATH", "-m pytest", "mmljax bench --quick",
+                   "for dtype in float32 float64", "MMLJAX_GPU_OUT", "--json", "--markdown"):
+        assert needed in text, needed
