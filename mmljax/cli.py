@@ -13,8 +13,9 @@ import sys
 
 from . import _cli_bench
 from . import _cli_check
+from . import _cli_fit
 
-COMMANDS = [_cli_check, _cli_bench]
+COMMANDS = [_cli_check, _cli_fit, _cli_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
