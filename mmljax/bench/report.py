@@ -257,6 +257,8 @@ def summary(run) -> dict[str, Any]:
     """Counts by status (for the CLI's exit status and one-line summary)."""
     counts: dict[str, int] = {}
     for c in run.cases:
+        if c.status == "error":
+            counts["error"] = counts.get("error", 0) + 1
         for p in c.points:
             for v in p.variants:
                 counts[v.status] = counts.get(v.status, 0) + 1

@@ -99,13 +99,17 @@ def _sample(fn: Callable[[], Any], number: int, min_sample_s: float) -> tuple[fl
 def calibrate(fn: Callable[[], Any], config: TimingConfig, first_call_s: float) -> int:
     """Calls per sample so that one sample lasts at least `config.min_sample_s`.
 
-    Starts from the warm-up time (`first_call_s`), then grows `number` until a measured sample is
-    long enough.
+    From the warm-up time (`first_call_s`) when it is at least a millisecond; for faster calls,
+    grows `number` until a measured block of calls is long enough.
     """
     if first_call_s >= config.min_sample_s:
         return 1
     number = max(1, math.ceil(config.min_sample_s / max(first_call_s, 1e-7)))
     number = min(number, config.max_number)
+    if first_call_s >= 1e-3:
+        # A millisecond call is timed reliably enough; should the calls run faster than the
+        # warm-up did, `_sample` simply repeats the block until the sample is long enough.
+        return min(config.max_number, math.ceil(number * 1.25))
     while number < config.max_number:
         elapsed = _run(fn, number)
         if elapsed >= config.min_sample_s:
