@@ -73,13 +73,14 @@ def assert_all_match(params, x, y):
     return w
 
 
-FIXED = ["poly-increasing", "poly-decreasing", "rbf", "rbf-2d", "fourier"]
+# (kind, size, k): few distinct shapes (each compiles once); hypothesis varies the numbers.
+FIXED = [("poly-increasing", 2, 1), ("poly-decreasing", 3, 2), ("rbf", 3, 1), ("rbf-2d", 2, 2), ("fourier", 2, 2)]
 
 
-@settings(max_examples=12, deadline=None)
-@given(kind=st.sampled_from(FIXED), k=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
-def test_fixed_bases_match_autodiff(kind, k, seed):
-    size = 2 + seed % 2  # degree / centres / frequencies 2 or 3
+@settings(max_examples=10, deadline=None)
+@given(case=st.sampled_from(FIXED), seed=st.integers(0, 2**16))
+def test_fixed_bases_match_autodiff(case, seed):
+    kind, size, k = case
     params, x, y = problem(make_basis(kind, size), seed, 6, k)
     w = assert_all_match(params, x, y)
     J = w["jac"][0]  # linear in Θ: the Hessian is the Gauss-Newton matrix ΦᵀΦ (⊗ I_k)
@@ -144,22 +145,21 @@ def test_check_derivative_with_finite_differences():
         L = lambda v: loss(unravel(v), x, y)
         g = mj.check_derivative(L, lambda v: mj.ravel_vec(basis.hand_gradient(unravel(v), x, y))[0], flat)
         assert g.ok and g.finite_diff_rel < 1e-6, g.message
-        h = mj.check_derivative(L, lambda v: basis.hand_hessian(unravel(v), x, y), flat, order=2)
-        assert h.ok, h.message
 
 
-def test_checker_rejects_gauss_newton_as_hessian_of_learned_basis():
-    """JᵀJ drops the residual curvature Σ r ∇²f: the checker must see it is not the Hessian."""
+def test_checker_rejects_learned_basis_gradient_without_activation_derivative():
+    """δ = r θᵀ without ⊙ σ'(Z): wrong dL/dA and dL/db; the checker must reject it."""
     params, x, y = problem(make_basis("learned", 2), 5, 6, 1)
     flat, unravel = mj.ravel_vec(params)
-    L = lambda v: loss(unravel(v), x, y)
 
-    def gauss_newton(v):
-        J = basis.hand_jacobian(unravel(v), x)
-        return J.T @ J
+    def wrong(v):
+        p = unravel(v)
+        g = basis.hand_gradient(p, x, y)
+        delta = jnp.outer(basis.apply(p, x) - y, p.theta)  # missing σ'(Z)
+        return mj.ravel_vec(basis.BasisParams(g.theta, delta.T @ x, delta.sum(0), p.basis))[0]
 
-    result = mj.check_derivative(L, gauss_newton, flat, order=2, name="JᵀJ as the Hessian")
-    assert not result.ok and result.autodiff_rel > 1e-3
+    result = mj.check_derivative(lambda v: loss(unravel(v), x, y), wrong, flat, name="learned basis without σ'")
+    assert not result.ok and result.autodiff_rel > 1e-2 and "FAILED" in result.message
 
 
 @jax.jit
@@ -182,18 +182,19 @@ def test_init_jit_vmap():
     b = basis.learned(2, 4, "tanh")
     params = basis.init(jax.random.key(0), b, out_features=3)
     assert params.theta.shape == (4, 3) and params.A.shape == (4, 2) and params.b.shape == (4,)
-    assert basis.init(jax.random.key(0), basis.polynomial(2, "increasing")).A is None
     x = jnp.linspace(-1, 1, 10).reshape(5, 2)
     # vmap over an ensemble of parameters (stacked leaves; the basis stays static)
     ens = jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a]), params)
-    out = jax.jit(jax.vmap(basis.apply, in_axes=(0, None)))(ens, x)
+    out, out_1 = jax.jit(lambda e, p: (jax.vmap(basis.apply, in_axes=(0, None))(e, x), basis.apply(p, x)))(
+        ens, jax.tree_util.tree_map(lambda a: 2 * a, params))
     assert out.shape == (2, 5, 3)
-    np.testing.assert_allclose(out[1], basis.apply(jax.tree_util.tree_map(lambda a: 2 * a, params), x), rtol=1e-14)
-    # the basis is part of the tree structure, so a jitted function retraces for a new basis only
-    p_inc = basis.init(jax.random.key(0), basis.polynomial(2, "increasing"))
-    p_dec = basis.init(jax.random.key(0), basis.polynomial(2, "decreasing"))
+    np.testing.assert_allclose(out[1], out_1, rtol=1e-14)
+    # the basis is part of the tree structure: a jitted function retraces for a new basis only
+    inc, dec = basis.polynomial(2, "increasing"), basis.polynomial(2, "decreasing")
+    p_inc, p_dec = (basis.BasisParams(jnp.ones(3), None, None, bb) for bb in (inc, dec))
     assert jax.tree_util.tree_structure(p_inc) != jax.tree_util.tree_structure(p_dec)
-    assert basis.polynomial(2, "increasing") == p_inc.basis and hash(basis.rbf([0.0, 1.0], 1.0))
+    assert basis.polynomial(2, "increasing") == inc and hash(basis.rbf([0.0, 1.0], 1.0))
+    assert jax.tree_util.tree_leaves(p_inc) == [p_inc.theta]  # only Θ is a parameter
 
 
 def test_errors_name_expected_and_received():
