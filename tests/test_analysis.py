@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from mmljax.analysis import classify_critical_point, hessian_eigenvalues, hessian_trace
 
@@ -128,7 +129,7 @@ def _mlp_problem():
 @pytest.mark.slow
 def test_lanczos_top_eigenvalue_of_an_mlp_hessian_matches_dense_eigh():
     params, loss = _mlp_problem()
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    flat, unravel = ravel_pytree(params)
     assert 400 <= flat.size <= 600
     H = jax.jit(jax.hessian(lambda v: loss(unravel(v))))(flat)
     dense = np.linalg.eigvalsh(np.asarray(H))

@@ -114,6 +114,49 @@ def test_refinement_converges_on_an_ill_conditioned_design(rng):
     assert np.max(np.abs(ext.rmatmul(ext.from_float(b), out.r).hi)) < 1e-25
 
 
+# ---------------------------------------------------------------- against exact rational arithmetic
+
+
+def _exact_fit(A, y):
+    """Coefficients, residual SD and standard errors in exact rational arithmetic (small p)."""
+    A = [[Fraction(v) for v in row] for row in A]
+    y = [Fraction(v) for v in y]
+    n, p = len(A), len(A[0])
+    G = [[sum(A[i][a] * A[i][b] for i in range(n)) for b in range(p)] for a in range(p)]
+    rhs = [sum(A[i][a] * y[i] for i in range(n)) for a in range(p)]
+    # Gauss-Jordan on [G | rhs | I]
+    M = [G[a] + [rhs[a]] + [Fraction(int(a == b)) for b in range(p)] for a in range(p)]
+    for c in range(p):
+        piv = next(r for r in range(c, p) if M[r][c] != 0)
+        M[c], M[piv] = M[piv], M[c]
+        M[c] = [v / M[c][c] for v in M[c]]
+        for r in range(p):
+            if r != c and M[r][c] != 0:
+                M[r] = [a - M[r][c] * b for a, b in zip(M[r], M[c])]
+    beta = [M[a][p] for a in range(p)]
+    inv_diag = [M[a][p + 1 + a] for a in range(p)]
+    rss = sum((y[i] - sum(A[i][a] * beta[a] for a in range(p))) ** 2 for i in range(n))
+    s2 = rss / (n - p)
+    return np.array([float(b) for b in beta]), np.array([float(s2 * d) ** 0.5 for d in inv_diag])
+
+
+@pytest.mark.parametrize("cond_exp", [3, 9])
+def test_coefficients_and_standard_errors_match_exact_arithmetic(cond_exp):
+    """cond 1e3 takes the double-double Gram path for the standard errors, cond 1e9 (too
+    ill-conditioned for it) the refined augmented solves; both reach ~1e-12 of the exact values."""
+    rng = np.random.default_rng(cond_exp)
+    n, p = 12, 3
+    u, _ = np.linalg.qr(rng.standard_normal((n, p)))
+    v, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    A = (u * np.logspace(0, -cond_exp, p)) @ v.T
+    y = A @ np.array([1.0, -2.0, 3.0]) + 1e-3 * rng.standard_normal(n)
+    beta, se = _exact_fit(A, y)
+    res = least_squares(A, y)
+    np.testing.assert_allclose(res.coefficients, beta, rtol=1e-12)
+    np.testing.assert_allclose(res.standard_errors, se, rtol=1e-11)
+    assert res.condition_number == pytest.approx(10.0**cond_exp, rel=0.5)
+
+
 # ---------------------------------------------------------------- methods and statistics
 
 

@@ -152,14 +152,16 @@ def sum_(x: DD, axis: int = 0) -> DD:
     xp = xp_of(x)
     hi = xp.moveaxis(x.hi, axis, 0)
     lo = xp.moveaxis(x.lo, axis, 0)
-    if hi.shape[0] == 0:
+    n = hi.shape[0]
+    if n == 0:
         return DD(xp.zeros(hi.shape[1:], hi.dtype), xp.zeros(hi.shape[1:], hi.dtype))
-    while hi.shape[0] > 1:
-        if hi.shape[0] % 2:
-            pad = xp.zeros((1,) + tuple(hi.shape[1:]), hi.dtype)
-            hi, lo = xp.concatenate([hi, pad]), xp.concatenate([lo, pad])
-        h = hi.shape[0] // 2
-        hi, lo = add(DD(hi[:h], lo[:h]), DD(hi[h:], lo[h:]))
+    size = 1 << (n - 1).bit_length()
+    if size != n:  # pad once with zeros to a power of two
+        pad = xp.zeros((size - n,) + tuple(hi.shape[1:]), hi.dtype)
+        hi, lo = xp.concatenate([hi, pad]), xp.concatenate([lo, pad])
+    while size > 1:
+        size //= 2
+        hi, lo = add(DD(hi[:size], lo[:size]), DD(hi[size:], lo[size:]))
     return DD(hi[0], lo[0])
 
 
@@ -173,11 +175,24 @@ def matmul(a: DD, x: DD) -> DD:
     return acc
 
 
-def rmatmul(a: DD, r: DD) -> DD:
-    """`a.T @ r` for `a (n, p)` and `r (n, k)`: a pairwise extended sum over the `n` rows per column."""
+def rmatmul(a: DD, r: DD, block_elements: int = 1 << 21) -> DD:
+    """`a.T @ r` for `a (n, p)` and `r (n, k)`: pairwise extended sums over the `n` rows.
+
+    Works on blocks of rows (about `block_elements` products at a time), so memory stays bounded
+    for tall matrices; the block sums are added in extended precision too.
+    """
     xp = xp_of(a, r)
-    cols = [sum_(mul(DD(a.hi[:, j : j + 1], a.lo[:, j : j + 1]), r), axis=0) for j in range(a.shape[1])]
-    if not cols:
-        z = xp.zeros((0, r.shape[1]), r.hi.dtype)
+    n, p = a.shape
+    k = r.shape[1]
+    if p == 0 or k == 0:
+        z = xp.zeros((p, k), r.hi.dtype)
         return DD(z, z)
-    return DD(xp.stack([c.hi for c in cols]), xp.stack([c.lo for c in cols]))
+    rows = max(1, block_elements // max(p * k, 1))
+    total = None
+    for start in range(0, max(n, 1), rows):
+        ah, al = a.hi[start:start + rows], a.lo[start:start + rows]
+        rh, rl = r.hi[start:start + rows], r.lo[start:start + rows]
+        # products (rows, p, k) summed over the rows
+        part = sum_(mul(DD(ah[:, :, None], al[:, :, None]), DD(rh[:, None, :], rl[:, None, :])), axis=0)
+        total = part if total is None else add(total, part)
+    return total

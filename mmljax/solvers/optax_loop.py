@@ -180,6 +180,7 @@ def minimize(
     checkpoint_every: int = 1000,
     resume: bool = True,
     callback: Callable[[int, float], Any] | None = None,
+    mesh: Any = None,
 ) -> OptimizeResult:
     """Run an optax optimiser for `steps` updates, optionally on mini-batches, with checkpoints.
 
@@ -203,6 +204,8 @@ def minimize(
       checkpoint of the same run is continued, and the result is identical to an uninterrupted run.
     - `callback`: called on the host as `callback(step, loss)` after every chunk (every
       `checkpoint_every` steps with a checkpoint, else at most 100 times); raising aborts the run.
+    - `mesh`: a `jax.sharding.Mesh` whose first axis splits each mini-batch over devices, parameters
+      replicated (`mmljax.distributed.minimize_sharded`); the result equals the single-device run.
 
     **Returns:** an `OptimizeResult`: `loss` and `grad_norm` on the full data at the end,
     `history` the loss of every step `(steps,)` (mini-batch losses with `batch_size`).
@@ -210,6 +213,12 @@ def minimize(
     **Raises:** `DivergenceError` naming the step and the last finite loss when a loss or gradient
     becomes non-finite (parameters stay at the last finite step, available as `error.params`).
     """
+    if mesh is not None:
+        from ..distributed.training import minimize_sharded
+
+        return minimize_sharded(loss, params0, optimizer, mesh=mesh, steps=steps, batch_size=batch_size, data=data,
+                                seed=seed, tol=tol, progress=progress, checkpoint=checkpoint,
+                                checkpoint_every=checkpoint_every, resume=resume, callback=callback)
     where = "minimize"
     require_callable(loss, where, "loss")
     require_float_tree(params0, where, "params0")
