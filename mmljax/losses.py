@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._validate import is_concrete
+
 __all__ = [
     "sse",
     "half_sse",
@@ -108,7 +110,7 @@ def mse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Arr
 def _lam(lam: Any, where: str) -> Any:
     if jnp.ndim(lam) != 0:
         raise ValueError(f"{where}: lam must be a scalar; got shape {jnp.shape(lam)}")
-    if not isinstance(lam, jax.core.Tracer) and float(lam) < 0:
+    if is_concrete(lam) and float(lam) < 0:
         raise ValueError(f"{where}: lam must be >= 0 (a penalty, not a reward); got {float(lam)}")
     return lam
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validate import is_concrete
 from . import _checks
 from ._activations import get_activation
 
@@ -60,7 +61,7 @@ _ORDERINGS = ("increasing", "decreasing")
 
 def _frozen(a: Any, ndim: tuple[int, ...], where: str, what: str) -> tuple:
     """A concrete float array as nested tuples (hashable, so it can live in a tree's static part)."""
-    if isinstance(a, jax.core.Tracer):
+    if not is_concrete(a):
         raise TypeError(
             f"{where}: {what} must be concrete (it is part of the basis, not a parameter); got a "
             "traced value — build the basis outside jit/grad"

@@ -92,6 +92,8 @@ def _validate(params: MLPParams, where: str) -> list[int]:
         raise ValueError(f"{where}: params.layers must be a non-empty tuple of Layer(A, b)")
     out = None
     for l, layer in enumerate(params.layers, start=1):
+        if not isinstance(layer, (tuple, list)) or len(layer) != 2:
+            raise ValueError(f"{where}: layer {l} must be a Layer(A, b); got {type(layer).__name__}")
         A, b = layer
         sA, sb = _checks.shape_of(A), _checks.shape_of(b)
         if len(sA) != 2 or sb != sA[:1]:
