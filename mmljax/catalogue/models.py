@@ -8,6 +8,7 @@ of examples `n`. The loss is `L = ½ Σ_n ||y_n − f(x_n)||²` throughout.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -26,8 +27,7 @@ def _unravel(template):
 
 
 def _flat(params) -> np.ndarray:
-    import jax
-
+    """`ravel_vec` in numpy (the samplers stay free of compilation)."""
     return np.concatenate([np.ravel(np.asarray(leaf), order="F") for leaf in jax.tree_util.tree_leaves(params)])
 
 
