@@ -16,7 +16,7 @@ layers, `F_L = Z_L`. For `L = ½ Σ_n ||y_n − f(x_n)||²` backpropagation is
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import equinox as eqx
 import jax
