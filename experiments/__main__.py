@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:  # a user's mistake (bad option value, missing GPU): one line, non-zero exit
             print(f"experiments {exp}: error: {e}", file=sys.stderr)
             return 2
+        except Exception as e:
+            if type(e).__name__ != "Interrupted":  # deep_regression --interrupt-after
+                raise
+            print(f"experiments {exp}: {e}", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -1,0 +1,367 @@
+"""Deep regression: learned features `σ(Ax + b)` and MLPs of increasing width and depth, fitted with optax.
+
+1. A 1-D function: learned-basis models `f(x) = Θᵀσ(Ax + b)` of increasing width and MLPs of
+   increasing depth, trained with Adam (`mmljax.solvers.minimize`): loss curves, fitted
+   functions, held-out error, and the learned basis functions `σ(A_j x + b_j)` themselves.
+2. A multivariate regression (4 inputs, 2 outputs) with an MLP: predictions against the truth.
+3. Along training, the hand-written backpropagation gradient (`models.*.hand_gradient`) equals
+   `jax.grad` of the loss (checked inside the optimiser at regular steps).
+4. At the end, the Hessian spectrum by Lanczos on Hessian-vector products, compared with the
+   dense eigenvalues, and the second-order classification of the end point.
+
+Training checkpoints to `OUT/checkpoints/`; `--resume` continues an interrupted run and ends
+with exactly the parameters of an uninterrupted one (final parameters: `OUT/final_params.npz`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python experiments/deep_regression.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import mmljax as mj
+from experiments import _common
+from mmljax._io import atomic_write_bytes, atomic_write_json
+
+NAME = "deep_regression"
+DESCRIPTION = "Learned features and MLPs of growing width/depth with optax: fits, features, hand backprop = jax.grad, Hessian spectrum."
+
+QUICK = dict(n_train=64, n_test=200, noise=0.05, widths=(4, 16), depths=(2,), depth_width=16,
+             multi_sizes=(4, 16, 16, 2), multi_n=256, steps=2000, checkpoint_every=250, lr=1e-2,
+             check_every=250, lanczos_iterations=40, analyse=("mlp_",))
+FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), depths=(2, 3, 4), depth_width=32,
+            multi_sizes=(4, 64, 64, 2), multi_n=2000, steps=20000, checkpoint_every=1000, lr=3e-3,
+            check_every=500, lanczos_iterations=120)
+
+
+class Interrupted(Exception):
+    """Raised by `--interrupt-after`: the run stopped as if killed, leaving its checkpoints."""
+
+
+def add_arguments(p):
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoints in OUT/checkpoints/ (ends with the same parameters as an "
+                        "uninterrupted run)")
+    p.add_argument("--interrupt-after", type=int, default=None, metavar="STEPS",
+                   help="stop, as if killed, once STEPS training steps (over all models, in order) are "
+                        "checkpointed — to try --resume")
+
+
+def truth_1d(x):
+    return np.sin(3 * x) + 0.3 * np.cos(9 * x)
+
+
+def _data(cfg: dict, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-1, 1, cfg["n_train"]))
+    y = truth_1d(x) + cfg["noise"] * rng.standard_normal(x.size)
+    xt = np.linspace(-1, 1, cfg["n_test"])
+    d, k = cfg["multi_sizes"][0], cfg["multi_sizes"][-1]
+    W = rng.standard_normal((d, k)) / np.sqrt(d)
+    Xm = rng.standard_normal((2 * cfg["multi_n"], d))
+    Z = Xm @ W
+    Ym = np.stack([np.sin(2 * Z[:, 0]), 0.5 * Z[:, 1] ** 2], axis=1)[:, :k]
+    Ym_noisy = Ym + cfg["noise"] * rng.standard_normal(Ym.shape)
+    n = cfg["multi_n"]
+    return {"x": x, "y": y, "x_test": xt, "y_test": truth_1d(xt),
+            "X_multi": Xm[:n], "Y_multi": Ym_noisy[:n], "X_multi_test": Xm[n:], "Y_multi_test": Ym[n:]}
+
+
+def _models(cfg: dict) -> list[dict]:
+    """Each model: name, family, sizes, which data set."""
+    out = [{"name": f"basis_w{w}", "family": "basis", "width": w, "depth": 1, "data": "1d"} for w in cfg["widths"]]
+    out += [{"name": f"mlp_d{d}_w{cfg['depth_width']}", "family": "mlp", "depth": d, "data": "1d",
+             "sizes": [1] + [cfg["depth_width"]] * d + [1]} for d in cfg["depths"]]
+    s = list(cfg["multi_sizes"])
+    out.append({"name": "multi_mlp_" + "-".join(map(str, s)), "family": "mlp", "depth": len(s) - 2, "data": "multi",
+                "sizes": s})
+    return out
+
+
+def _init(model: dict, key):
+    if model["family"] == "basis":
+        return mj.models.basis.init(key, mj.models.basis.learned(1, model["width"], "tanh"))
+    return mj.models.mlp.init(key, model["sizes"], "tanh")
+
+
+def _apply(model: dict):
+    return mj.models.basis.apply if model["family"] == "basis" else mj.models.mlp.apply
+
+
+def _hand_gradient(model: dict):
+    return mj.models.basis.hand_gradient if model["family"] == "basis" else mj.models.mlp.hand_gradient
+
+
+def gradient_check(hand, every: int, record) -> optax.GradientTransformation:
+    """An identity optax transformation that, every `every` steps, compares the incoming gradient
+    (`jax.grad` of the loss, from `minimize`) with `hand(params)` and reports `(step, rel. error)`
+    to the host through `record`. It must come first in the chain, where updates are raw gradients."""
+
+    def init(params):
+        return jnp.zeros((), jnp.int32)
+
+    def update(updates, step, params=None):
+        def compare(_):
+            g = mj.ravel_vec(updates)[0]
+            h = mj.ravel_vec(hand(params))[0]
+            rel = jnp.max(jnp.abs(h - g)) / jnp.maximum(jnp.max(jnp.abs(g)), jnp.finfo(g.dtype).tiny)
+            jax.debug.callback(record, step, rel)
+
+        jax.lax.cond(step % every == 0, compare, lambda _: None, None)
+        return updates, step + 1
+
+    return optax.GradientTransformation(init, update)
+
+
+def _flat(params) -> np.ndarray:
+    return np.asarray(mj.ravel_vec(params)[0])
+
+
+def train(ctx, cfg: dict, model: dict, data: dict, index: int, steps_before: int) -> dict:
+    """Train one model with Adam (full batch), checkpointing; returns the parameters and the records."""
+    if model["data"] == "1d":
+        X, Y = jnp.asarray(data["x"][:, None]), jnp.asarray(data["y"])
+    else:
+        X, Y = jnp.asarray(data["X_multi"]), jnp.asarray(data["Y_multi"])
+    n = X.shape[0]
+    apply, hand_gradient = _apply(model), _hand_gradient(model)
+
+    def loss(p):
+        return mj.losses.half_sse(apply(p, X), Y) / n
+
+    def hand(p):  # hand backprop of ½ Σ ||y − f(x)||², scaled like the loss
+        return jax.tree_util.tree_map(lambda g: g / n, hand_gradient(p, X, Y))
+
+    params0 = jax.jit(lambda key: _init(model, key))(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), index))
+    ckpt_dir = ctx.out / "checkpoints"
+    ckpt = ckpt_dir / f"{model['name']}.ckpt"
+    side = ckpt_dir / f"{model['name']}.gradcheck.json"
+    records: dict[int, float] = {}
+    if ctx.args.resume and side.exists() and ckpt.exists():
+        records = {int(k): float(v) for k, v in json.loads(side.read_text()).items()}
+
+    def record(step, rel):
+        records[int(step)] = float(rel)
+
+    def on_chunk(step, value):
+        jax.effects_barrier()
+        atomic_write_json(side, {str(k): v for k, v in sorted(records.items())})
+        limit = ctx.args.interrupt_after
+        if limit is not None and steps_before + step >= limit and step < cfg["steps"]:
+            raise Interrupted(f"interrupted after {steps_before + step} training steps (model {model['name']} at "
+                              f"step {step}); rerun with --resume")
+
+    optimizer = optax.chain(gradient_check(hand, cfg["check_every"], record), optax.adam(cfg["lr"]))
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    res = mj.solvers.minimize(loss, params0, optimizer, steps=cfg["steps"], seed=ctx.seed, checkpoint=ckpt,
+                              checkpoint_every=cfg["checkpoint_every"], resume=bool(ctx.args.resume),
+                              callback=on_chunk, progress=False)
+    jax.effects_barrier()
+    return {"params": res.params, "loss_fn": loss, "history": np.asarray(res.history), "final_loss": float(res.loss),
+            "grad_norm": float(res.grad_norm), "gradcheck": dict(sorted(records.items())), "X": X, "Y": Y}
+
+
+def analyse(cfg: dict, model: dict, tr: dict) -> dict:
+    """Lanczos spectrum (all Ritz values of an m-step run) vs dense eigenvalues, and the classification."""
+    loss, params = tr["loss_fn"], tr["params"]
+    P = _flat(params).size
+    m = min(P, cfg["lanczos_iterations"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # interior Ritz values are not meant to converge
+        lz = mj.analysis.hessian_eigenvalues(loss, params, k=m, which="largest", num_iterations=m)
+    cp = mj.analysis.classify_critical_point(loss, params)
+    ritz, resid = np.asarray(lz.eigenvalues), np.asarray(lz.residual_norms)
+    dense = np.sort(np.asarray(cp.eigenvalues))[::-1]
+    scale = float(np.max(np.abs(dense)))
+    return {"n_params": P, "lanczos_iterations": int(lz.iterations), "ritz_values": ritz, "ritz_residuals": resid,
+            "dense_eigenvalues": dense,
+            "largest_rel_error": float(abs(ritz[0] - dense[0]) / scale),
+            "smallest_rel_error": float(abs(ritz[-1] - dense[-1]) / scale),
+            "classification": {"kind": cp.kind, "grad_norm": cp.grad_norm, "grad_tol": cp.grad_tol,
+                               "n_positive": cp.n_positive, "n_negative": cp.n_negative, "n_zero": cp.n_zero,
+                               "min_eigenvalue": cp.min_eigenvalue, "max_eigenvalue": cp.max_eigenvalue,
+                               "summary": cp.summary()}}
+
+
+def _save_params(ctx, flat: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **flat)
+    atomic_write_bytes(ctx.out / "final_params.npz", buf.getvalue())
+
+
+def body(ctx: _common.Context) -> dict:
+    cfg = dict(QUICK if ctx.quick else FULL)
+    data = _data(cfg, ctx.seed)
+    models = _models(cfg)
+    results, flat, trained = {}, {}, {}
+    done = 0
+    for i, model in enumerate(models):  # train everything first: an interruption wastes no analysis
+        with ctx.phase(f"train {model['name']}"):
+            trained[model["name"]] = train(ctx, cfg, model, data, i, done)
+        done += cfg["steps"]
+    for model in models:
+        tr = trained[model["name"]]
+        an = None
+        if model["name"].startswith(cfg["analyse"]):  # name prefixes of the models analysed
+            with ctx.phase(f"Hessian spectrum {model['name']}"):
+                an = analyse(cfg, model, tr)
+        flat[model["name"]] = _flat(tr["params"])
+        apply = _apply(model)
+        if model["data"] == "1d":
+            pred = np.asarray(jax.jit(apply)(tr["params"], jnp.asarray(data["x_test"][:, None])))
+            test_mse = float(np.mean((pred - data["y_test"]) ** 2))
+        else:
+            pred = np.asarray(jax.jit(apply)(tr["params"], jnp.asarray(data["X_multi_test"])))
+            test_mse = float(np.mean((pred - data["Y_multi_test"]) ** 2))
+        gc = np.asarray(list(tr["gradcheck"].values()))
+        results[model["name"]] = {
+            **{k: v for k, v in model.items() if k != "name"},
+            "final_loss": tr["final_loss"], "grad_norm": tr["grad_norm"], "test_mse": test_mse,
+            "loss_history": tr["history"], "test_prediction": pred,
+            "gradcheck_steps": list(tr["gradcheck"].keys()), "gradcheck_rel_error": gc,
+            "gradcheck_max_rel_error": float(gc.max()) if gc.size else None,
+            "params_sha256": hashlib.sha256(flat[model["name"]].tobytes()).hexdigest(),
+            "hessian": an,
+        }
+        if model["family"] == "basis":
+            p = tr["params"]
+            results[model["name"]]["features"] = {"A": p.A, "b": p.b, "theta": p.theta}
+    _save_params(ctx, flat)
+    with ctx.phase("plots"):
+        _plot_fits(ctx, data, results)
+        _plot_features(ctx, data, results)
+        _plot_checks(ctx, results)
+        _plot_multi(ctx, data, results)
+    return {"config": cfg, "models": results, "data": {"x": data["x"], "y": data["y"], "x_test": data["x_test"]},
+            "params_file": "final_params.npz"}
+
+
+def _one_d(results):
+    return {k: r for k, r in results.items() if r["data"] == "1d"}
+
+
+def _plot_fits(ctx, data, results):
+    fig, axes = _common.figure(1, 3, width=3.8, height=3.2)
+    ax = axes[0, 0]
+    ax.plot(data["x"], data["y"], "o", ms=2.5, color="0.5", label="training data")
+    ax.plot(data["x_test"], data["y_test"], "k--", lw=1, label="truth")
+    for i, (name, r) in enumerate(_one_d(results).items()):
+        ax.plot(data["x_test"], r["test_prediction"], color=f"C{i}", lw=1.2, label=name)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("Fitted functions", fontsize=10)
+    ax.legend(fontsize=6)
+    ax = axes[0, 1]
+    for i, (name, r) in enumerate(results.items()):
+        h = np.asarray(r["loss_history"])
+        ax.loglog(np.arange(1, h.size + 1), h, color=f"C{i}", lw=1, label=name)
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("training loss ½ mean ||y − f(x)||²")
+    ax.set_title("Loss curves", fontsize=10)
+    ax.legend(fontsize=6)
+    ax = axes[0, 2]
+    names = list(results)
+    ax.bar(range(len(names)), [results[k]["test_mse"] for k in names], color=[f"C{i}" for i in range(len(names))])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=30, fontsize=6, ha="right")
+    ax.set_ylabel("held-out MSE vs noise-free truth")
+    ax.set_title("Held-out error by model", fontsize=10)
+    ctx.save_figure(fig, "deep_regression_fits.png")
+
+
+def _plot_features(ctx, data, results):
+    basis = {k: r for k, r in results.items() if r["family"] == "basis"}
+    name = max(basis, key=lambda k: basis[k]["width"])
+    f = basis[name]["features"]
+    A, b, theta = (np.asarray(f[k]) for k in ("A", "b", "theta"))
+    x = np.asarray(data["x_test"])
+    phi = np.tanh(x[:, None] * A[:, 0][None, :] + b[None, :])  # σ(A_j x + b_j), from the learned A, b
+    fig, axes = _common.figure(1, 2, width=4.2, height=3.2)
+    ax = axes[0, 0]
+    for j in range(phi.shape[1]):
+        ax.plot(x, phi[:, j], lw=1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("σ(A_j x + b_j)")
+    ax.set_title(f"Learned basis functions ({name}, tanh)", fontsize=10)
+    ax = axes[0, 1]
+    for j in range(phi.shape[1]):
+        ax.plot(x, theta[j] * phi[:, j], lw=0.8, alpha=0.7)
+    ax.plot(x, phi @ theta, "k", lw=2, label="Σ_j θ_j σ(A_j x + b_j)")
+    ax.plot(data["x"], data["y"], "o", ms=2, color="0.5", label="data")
+    ax.set_xlabel("x")
+    ax.set_ylabel("θ_j σ(A_j x + b_j)")
+    ax.set_title("Weighted features and their sum", fontsize=10)
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "deep_regression_features.png")
+
+
+def _plot_checks(ctx, results):
+    fig, axes = _common.figure(1, 2, width=4.4, height=3.4)
+    ax = axes[0, 0]
+    for i, (name, r) in enumerate(results.items()):
+        e = np.maximum(np.asarray(r["gradcheck_rel_error"], float), 1e-18)
+        ax.semilogy(r["gradcheck_steps"], e, "o-", ms=3, lw=1, color=f"C{i}", label=name)
+    ax.axhline(1e-10, color="k", ls="--", lw=1, label="float64 tolerance 1e-10")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("max |hand − jax.grad| / max |jax.grad|")
+    ax.set_title("Hand backprop vs jax.grad along training", fontsize=10)
+    ax.legend(fontsize=6)
+    ax = axes[0, 1]
+    for i, (name, r) in enumerate(results.items()):
+        h = r["hessian"]
+        if h is None:
+            continue
+        d = np.asarray(h["dense_eigenvalues"])
+        ax.plot(np.arange(d.size) / max(d.size - 1, 1), d, "-", color=f"C{i}", lw=1,
+                label=f"{name}: {h['classification']['kind']} ({h['classification']['n_negative']} neg.)")
+        rz = np.asarray(h["ritz_values"])
+        conv = np.asarray(h["ritz_residuals"]) <= 1e-6 * np.max(np.abs(d))
+        xr = np.searchsorted(-d, -rz) / max(d.size - 1, 1)  # placed at their rank among the dense values
+        ax.plot(xr[conv], rz[conv], "o", ms=3, color=f"C{i}", mfc="none")
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_xlabel("eigenvalue rank (fraction of P; circles: converged Lanczos Ritz values)")
+    ax.set_ylabel("Hessian eigenvalue at the end")
+    ax.set_title("Hessian spectrum: dense eigh and Lanczos", fontsize=10)
+    ax.legend(fontsize=6)
+    ctx.save_figure(fig, "deep_regression_hessian.png")
+
+
+def _plot_multi(ctx, data, results):
+    name = next(k for k, r in results.items() if r["data"] == "multi")
+    pred = np.asarray(results[name]["test_prediction"])
+    true = np.asarray(data["Y_multi_test"])
+    k = true.shape[1]
+    fig, axes = _common.figure(1, k, width=3.4, height=3.2)
+    for j in range(k):
+        ax = axes[0, j]
+        ax.plot(true[:, j], pred[:, j], ".", ms=2, alpha=0.6)
+        lo, hi = true[:, j].min(), true[:, j].max()
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="perfect")
+        ax.set_xlabel(f"true output {j + 1}")
+        ax.set_ylabel(f"predicted output {j + 1}")
+        ax.set_title(f"{name}: output {j + 1} (held out)", fontsize=9)
+        ax.legend(fontsize=7)
+    ctx.save_figure(fig, "deep_regression_multivariate.png")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return _common.run(NAME, DESCRIPTION, body, argv, add_arguments)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Interrupted as e:
+        print(f"[{NAME}] {e}", file=sys.stderr)
+        raise SystemExit(130)
