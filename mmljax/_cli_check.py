@@ -1,13 +1,44 @@
-"""`mmljax check`: run the identity catalogue (and model checks) in float64 and print a table."""
+"""`mmljax check`: run the identity catalogue (and model checks) in float64 and print a table.
+
+Exit status: 0 when every entry passes (expected-failure entries must fail), 1 when any entry
+fails, errors or unexpectedly passes, 2 on a usage error (bad option, no entry matches `-k`, a
+`--load` file that is missing or raises).
+
+JSON (`--json PATH`, written atomically), schema "mmljax.check/1"::
+
+    {
+      "schema": "mmljax.check/1",
+      "ok": bool,                       # the exit status is 0
+      "passed": int, "total": int,      # entries counted as successes / run
+      "counts": {"pass": int, "known wrong": int, "fail": int, "unexpected pass": int, "error": int},
+      "seconds": float,                 # wall time of the checks
+      "config": {"sizes": "small"|"medium", "seed": int, "draws": int, "pattern": str|null,
+                 "workers": int, "dtype": "float64", "loaded": [str]},
+      "versions": {"jax": str, "jaxlib": str, "numpy": str, "mmljax": str, "python": str},
+      "device": str,
+      "entries": [                      # one per entry, in catalogue order
+        {"name": str, "source": str, "group": str, "domain": str,
+         "kind": "jacobian"|"hessian"|"minimiser", "status": str, "passed": bool,
+         "expect_fail": bool,
+         "autodiff_rel": float|null,    # worst of jacfwd/jacrev (minimisers: relative Newton step)
+         "finite_diff_rel": float|null, "taylor_order": float|null,
+         "witnesses": {str: float|null},   # worst per witness, see IdentityReport
+         "shapes": [[int]], "sizes": [int], "checks": int, "failed": int,
+         "seconds": float, "message": str, "note": str}
+      ]
+    }
+
+Non-finite numbers are written as null.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
+import os
 import platform
-import sys
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +52,11 @@ Known-wrong entries (the lecture's printed erratum) must be rejected and show as
 Exit status: 0 when every entry passes, 1 when any fails, 2 on a usage error.
 """
 
+STATUSES = ("pass", "known wrong", "fail", "unexpected pass", "error")
+_STYLE = {"pass": "green", "known wrong": "yellow", "fail": "bold red", "unexpected pass": "bold red",
+          "error": "bold red"}
+_GROUP = re.compile(r"^(Lecture [0-9.]+(?: \([^)]*\))?|Matrix Cookbook §[0-9.]+(?: \([^)]*\))?|Second order \(Hessians\))")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the entries (name, source, domain) and exit")
@@ -28,10 +64,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", choices=("small", "medium"), default="small", help="input sizes to try (default: small)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the input draws (default: 0)")
     p.add_argument("--draws", type=int, default=2, help="random draws per size (default: 2)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema in the docs)")
     p.add_argument("--load", metavar="FILE", action="append", default=[],
                    help="import a Python file that registers extra entries with mmljax.catalogue.register (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="entries checked concurrently (default: one per CPU core, at most 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def source_group(source: str, domain: str) -> str:
+    """The table section of an entry: its lecture, its Matrix Cookbook section, or "<domain>: other references"."""
+    m = _GROUP.match(source)
+    return m.group(1) if m else f"{domain}: other references"
+
+
+def _group_key(group: str):
+    nums = [int(n) for n in re.findall(r"\d+", group.split("(")[0])]
+    rank = 0 if group.startswith("Lecture") else 1 if group.startswith("Matrix Cookbook") else \
+        2 if group.startswith("Second order") else 3
+    return (rank, nums, group)
+
+
+def _ref(source: str, group: str) -> str:
+    """The part of the source that the group heading does not already say."""
+    rest = source[len(group):].lstrip(" ,;:") if source.startswith(group) else source
+    return rest or "—"
 
 
 def _load_user_file(path: str) -> None:
@@ -39,12 +96,63 @@ def _load_user_file(path: str) -> None:
     if not file.is_file():
         raise FileNotFoundError(f"--load {path}: no such file")
     spec = importlib.util.spec_from_file_location(f"mmljax_user_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--load {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's file failed: one line, not a traceback (MMLJAX_DEBUG=1 shows it)
+        if os.environ.get("MMLJAX_DEBUG"):
+            raise
+        raise ValueError(f"--load {path}: the file raised {type(e).__name__}: {e}") from e
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.1e}"
+
+
+def _shapes(shapes) -> str:
+    seen = []
+    for s in shapes:
+        t = "x".join(map(str, s)) or "()"
+        if t not in seen:
+            seen.append(t)
+    return ", ".join(seen)
+
+
+def _list_table(rows, Table):
+    table = Table(title=f"mmljax catalogue: {len(rows)} entries")
+    for col in ("group", "name", "source", "kind"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(source_group(r.source, r.domain), r.name, r.source,
+                      r.kind + (" (expected to fail)" if r.expect_fail else ""))
+    return table
+
+
+def _result_table(reports, title, Table):
+    table = Table(title=title)
+    cols = (("name", "left"), ("ref", "left"), ("shapes", "left"), ("vs autodiff", "right"),
+            ("vs finite diff", "right"), ("Taylor order", "right"), ("time", "right"), ("result", "left"))
+    for col, just in cols:
+        table.add_column(col, justify=just, overflow="fold")
+    groups: dict[str, list] = {}
+    for rep in reports:
+        groups.setdefault(source_group(rep.source, rep.domain), []).append(rep)
+    for group in sorted(groups, key=_group_key):
+        table.add_section()
+        table.add_row(f"[bold]{group}[/bold]", *[""] * (len(cols) - 1))
+        for r in groups[group]:
+            if r.kind == "minimiser":
+                ad = f"step {_fmt(r.witnesses.get('newton_step'))}"
+                fd = f"λmin {_fmt(r.witnesses.get('min_eigenvalue'))}"
+                taylor = "—"
+            else:
+                ad, fd = _fmt(r.autodiff_rel), _fmt(r.finite_diff_rel)
+                taylor = "floor" if not math.isfinite(r.taylor_order) else f"{r.taylor_order:.2f}"
+            table.add_row(r.name, _ref(r.source, group), _shapes(r.shapes), ad, fd, taylor,
+                          f"{r.seconds:.1f}s", f"[{_STYLE[r.status]}]{r.status}[/]")
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,71 +163,66 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from . import catalogue
+    from . import __version__, catalogue
     from ._io import atomic_write_json
 
+    if args.draws < 1:
+        raise ValueError(f"--draws must be at least 1; got {args.draws}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1; got {args.workers}")
     for path in args.load:
         _load_user_file(path)
     rows = catalogue.select(args.pattern)
     console = Console()
+    if not console.is_terminal:  # a file or a pipe: wide lines instead of folded cells
+        console = Console(width=max(console.width, 180))
     if not rows:
         raise ValueError(f"no catalogue entry matches -k {args.pattern!r}; see `mmljax check --list`")
     if args.list:
-        table = Table(title=f"mmljax catalogue: {len(rows)} entries")
-        for col in ("domain", "name", "source", "kind"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(r.domain, r.name, r.source, r.kind + (" (expected to fail)" if r.expect_fail else ""))
-        console.print(table)
+        console.print(_list_table(rows, Table))
         return 0
-    if args.draws < 1:
-        raise ValueError(f"--draws must be at least 1; got {args.draws}")
 
+    workers = args.workers or min(os.cpu_count() or 1, 4)
     t0 = time.perf_counter()
     show = not args.no_progress and console.is_terminal
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not show, transient=True) as progress:
         task = progress.add_task("checking", total=len(rows))
-        reports = catalogue.run(rows, sizes=args.sizes, seed=args.seed, draws=args.draws,
+        reports = catalogue.run(rows, sizes=args.sizes, seed=args.seed, draws=args.draws, workers=workers,
                                 progress=lambda row: progress.advance(task))
     elapsed = time.perf_counter() - t0
 
-    by_source: dict[str, list] = {}
-    for rep in reports:
-        by_source.setdefault(rep.domain, []).append(rep)
+    counts = {s: sum(r.status == s for r in reports) for s in STATUSES}
     n_pass = sum(r.passed for r in reports)
-    table = Table(title=f"mmljax check — float64, sizes={args.sizes}, seed={args.seed}: "
-                        f"{n_pass}/{len(reports)} pass in {elapsed:.1f} s")
-    for col, just in (("name", "left"), ("source", "left"), ("shapes", "left"), ("vs autodiff", "right"),
-                      ("vs finite diff", "right"), ("Taylor order", "right"), ("result", "left")):
-        table.add_column(col, justify=just, overflow="fold")
-    style = {"pass": "green", "known wrong": "yellow", "fail": "bold red", "unexpected pass": "bold red"}
-    for domain, reps in by_source.items():
-        table.add_section()
-        table.add_row(f"[bold]{domain}[/bold]", "", "", "", "", "", "")
-        for r in reps:
-            shapes = ", ".join(sorted({"x".join(map(str, s)) or "()" for s in r.shapes}))
-            table.add_row(r.name, r.source, shapes, _fmt(r.autodiff_rel), _fmt(r.finite_diff_rel),
-                          "—" if not math.isfinite(r.taylor_order) else f"{r.taylor_order:.2f}",
-                          f"[{style[r.status]}]{r.status}[/]")
-    console.print(table)
+    title = (f"mmljax check — float64, sizes={args.sizes}, seed={args.seed}, draws={args.draws}: "
+             f"{n_pass}/{len(reports)} pass in {elapsed:.1f} s")
+    console.print(_result_table(reports, title, Table))
+    for r in reports:
+        if r.status == "known wrong":
+            console.print(f"[yellow]known wrong[/] (rejected, as it must be): {r.message.splitlines()[0]}",
+                          highlight=False)
     failed = [r for r in reports if not r.passed]
     for r in failed:
         console.print(f"[bold red]{r.status}[/]: {r.message}", highlight=False)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    console.print(f"{len(reports)} entries: {summary} — {elapsed:.1f} s", highlight=False)
 
     if args.json:
-        import jax as _jax
+        import jaxlib
+        import numpy
 
         atomic_write_json(args.json, {
             "schema": "mmljax.check/1",
             "ok": not failed,
             "passed": n_pass,
             "total": len(reports),
+            "counts": counts,
             "seconds": elapsed,
             "config": {"sizes": args.sizes, "seed": args.seed, "draws": args.draws, "pattern": args.pattern,
-                       "dtype": "float64"},
-            "versions": {"jax": _jax.__version__, "python": platform.python_version()},
-            "device": str(_jax.devices()[0]),
-            "entries": [r.to_dict() for r in reports],
+                       "workers": workers, "dtype": "float64", "loaded": list(args.load)},
+            "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy": numpy.__version__,
+                         "mmljax": __version__, "python": platform.python_version()},
+            "device": str(jax.devices()[0]),
+            "entries": [dict(r.to_dict(), group=source_group(r.source, r.domain)) for r in reports],
         })
     return 0 if not failed else 1
