@@ -142,7 +142,10 @@ def taylor_verdict(
     """Judge the remainders `||f(x + h v) − f(x) − h·jv||` at the given steps (numpy, float64).
 
     `fh` stacks `f(x + h_k v)` along axis 0. Points at the rounding floor (`64 eps |f|`) are
-    ignored; with fewer than two points above it the remainder is rounding noise (f locally
+    ignored, and so are points where the remainder is below `sqrt(eps) · h_k · |jv|` (the
+    first-order model matches to `sqrt(eps)` relative: rounding in `f(x + h v) − f(x)`, which
+    `|f|` underestimates when `f`'s terms cancel, e.g. a linear `f` whose value is near 0);
+    with fewer than two points above the floor the remainder is rounding noise (f locally
     linear along v and `jv` exact to rounding) and the test passes.
     """
     steps = np.asarray(steps, np.float64)
@@ -152,7 +155,7 @@ def taylor_verdict(
     rem = np.array([np.linalg.norm((fh[k] - f0 - steps[k] * jv).ravel()) for k in range(len(steps))])
     fscale = float(np.max(np.abs(f0))) if f0.size else 0.0
     floor = 64 * eps * max(fscale, 1e-300) * max(1.0, np.sqrt(f0.size))
-    above = rem > floor
+    above = (rem > floor) & (rem > np.sqrt(eps) * steps * np.linalg.norm(jv.ravel()))
     if above.sum() < 2:
         return TaylorResult(True, float("nan"), steps, rem, floor)
     slope = np.polyfit(np.log(steps[above]), np.log(rem[above]), 1)[0]
