@@ -330,7 +330,7 @@ def _plot_checks(ctx, results):
         xr = np.searchsorted(-d, -rz) / max(d.size - 1, 1)  # placed at their rank among the dense values
         ax.plot(xr[conv], rz[conv], "o", ms=3, color=f"C{i}", mfc="none")
     ax.set_yscale("symlog", linthresh=1e-6)
-    ax.set_xlabel("eigenvalue rank (fraction of P; circles: converged Lanczos Ritz values)")
+    ax.set_xlabel("eigenvalue rank / P   (○: converged Lanczos Ritz values)")
     ax.set_ylabel("Hessian eigenvalue at the end")
     ax.set_title("Hessian spectrum: dense eigh and Lanczos", fontsize=10)
     ax.legend(fontsize=6)

@@ -119,8 +119,9 @@ def v_curve(cfg: dict) -> dict:
         res = {"eps": eps, "steps": hs, "autodiff_rel": ad, "default_central_step": h_default,
                "default_central_rel": default_err}
         # Theory: truncation |f''| h / 2 (forward), |f'''| h² / 6 (central); rounding ~ eps |f| / h.
-        theory = {"forward": math.sqrt(2 * eps * abs(math.sin(X0)) / abs(math.sin(X0))),
-                  "central": (3 * eps * abs(math.sin(X0)) / abs(math.cos(X0))) ** (1 / 3)}
+        # Minimising the sums: h = sqrt(2 eps |f| / |f''|) and h = (3 eps |f| / |f'''|)^(1/3).
+        f0, f2, f3 = abs(math.sin(X0)), abs(math.sin(X0)), abs(math.cos(X0))
+        theory = {"forward": math.sqrt(2 * eps * f0 / f2), "central": (3 * eps * f0 / f3) ** (1 / 3)}
         for scheme, err in (("forward", fwd), ("central", cen)):
             e = np.maximum(err, FLOOR)
             j = int(np.argmin(e))
