@@ -1,0 +1,41 @@
+"""The same fits, gradients and training sharded over many devices with JAX's own SPMD machinery.
+
+A `jax.sharding.Mesh` whose first axis shards the data rows is all the distributed code needs;
+communication is `lax.psum` / `lax.ppermute` / `lax.all_gather` inside `jax.shard_map`, nothing
+home-made. The solvers take it as `mesh=`: `least_squares(Phi, y, mesh=mesh)`, `polyfit`,
+`linear_regression`; this package holds the sharded implementations and the helpers:
+
+- meshes and data: `make_mesh`, `shard_rows`, `shard_data`, `ShardedData`, `to_host`;
+- linear algebra: `tsqr` (tall-skinny QR with a reduction tree of `R` factors),
+  `normal_equations` (`ΦᵀΦ`, `Φᵀy` with one `psum`);
+- fits: `least_squares_sharded`, `polyfit_sharded`, `linear_regression_sharded`;
+- training: `minimize_sharded` (what `minimize(..., mesh=mesh)` runs: batches split over the
+  devices, parameters replicated), `shard_batches`;
+- data-parallel losses: `sharded_loss` (differentiate it with `mj.gradient`, `mj.hvp`,
+  `jax.value_and_grad`: the gradient is a `psum` of per-device partial gradients),
+  `sharded_hand_gradient`;
+- the benchmark `scaling_benchmark` and `communication_bytes`.
+"""
+
+from .benchmark import communication_bytes as communication_bytes
+from .benchmark import scaling_benchmark as scaling_benchmark
+from .data_parallel import LOSSES as LOSSES
+from .data_parallel import sharded_hand_gradient as sharded_hand_gradient
+from .data_parallel import sharded_loss as sharded_loss
+from .least_squares import least_squares_sharded as least_squares_sharded
+from .least_squares import linear_regression_sharded as linear_regression_sharded
+from .least_squares import polyfit_sharded as polyfit_sharded
+from .mesh import ShardedData as ShardedData
+from .mesh import data_axis as data_axis
+from .mesh import data_devices as data_devices
+from .mesh import make_mesh as make_mesh
+from .mesh import replicated as replicated
+from .mesh import row_sharding as row_sharding
+from .mesh import shard_data as shard_data
+from .mesh import shard_rows as shard_rows
+from .mesh import to_host as to_host
+from .training import minimize_sharded as minimize_sharded
+from .training import shard_batches as shard_batches
+from .tsqr import normal_equations as normal_equations
+from .tsqr import tsqr as tsqr
+from .tsqr import tsqr_levels as tsqr_levels

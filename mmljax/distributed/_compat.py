@@ -1,0 +1,43 @@
+"""The one place that knows where this JAX version keeps `shard_map` and the scoped x64 switch.
+
+`jax.shard_map` (jax >= 0.7, also 0.10 and 0.11) is preferred; older releases only have
+`jax.experimental.shard_map.shard_map`, whose replication check is called `check_rep`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+import jax
+
+
+def shard_map(f: Callable, mesh: Any, in_specs: Any, out_specs: Any, *, check: bool = True) -> Callable:
+    """`jax.shard_map(f, mesh=..., in_specs=..., out_specs=..., check_vma=check)` on any supported JAX.
+
+    `check=False` is used by the least-squares kernels, which are never differentiated and return
+    values that are replicated by construction (every device runs the same deterministic reduction
+    on the same gathered data), which the static check cannot see through `all_gather`.
+    """
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=check)
+    from jax.experimental.shard_map import shard_map as legacy  # pragma: no cover (jax < 0.7)
+
+    return legacy(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=check)
+
+
+def float64_scope():
+    """A context in which JAX creates float64 arrays, restoring the caller's setting afterwards.
+
+    The closed-form solvers promise float64 whatever the configuration (the single-device solver
+    runs in numpy); their sharded versions keep that promise on the devices without ever changing
+    the global `jax_enable_x64`.
+    """
+    if jax.config.jax_enable_x64:
+        return contextlib.nullcontext()
+    scoped = getattr(jax, "enable_x64", None)
+    if scoped is not None:
+        return scoped(True)
+    from jax.experimental import enable_x64  # pragma: no cover (older JAX)
+
+    return enable_x64()
