@@ -199,7 +199,7 @@ def test_communication_volume_formula():
     b = md.communication_bytes(10, 8)
     assert b["factor"] == 8 * 3 * 100 and b["normal"] == 8 * (100 + 10)
     assert md.communication_bytes(10, 8, n_params=50)["gradient"] == 400
-    assert md.communication_bytes(10, 1) == {"factor": 0, "per_refinement_step": 0, "normal": 0, "gradient": 0}
+    assert set(md.communication_bytes(10, 1).values()) == {0}
 
 
 def test_scaling_benchmark_rows_on_one_device():

@@ -33,7 +33,7 @@ def float64_scope():
     runs in numpy); their sharded versions keep that promise on the devices without ever changing
     the global `jax_enable_x64`.
     """
-    if jax.config.jax_enable_x64:
+    if jax.config.read("jax_enable_x64"):
         return contextlib.nullcontext()
     scoped = getattr(jax, "enable_x64", None)
     if scoped is not None:

@@ -33,25 +33,27 @@ def communication_bytes(p: int, n_devices: int, *, k: int = 1, method: str = "qr
     - `"normal"`: one `psum` of `ΦᵀΦ` and `Φᵀy`, `(p² + p·k)` numbers;
     - `"qr"`: the TSQR tree, `p²` numbers per level (`log2 D` levels; one all-gather of `D p²`
       when `D` is not a power of two), then per refinement step a `psum` of `p·k` (`Qᵀf`), an
-      all-gather of `2·p·k` double-double partial sums and two `pmax` of `k`;
+      all-gather of the `2·p·k` double-double partial sums of every device and two `pmax` of `k`,
+      and once the all-gather of the `2·p²` double-double Gram partial sums (`standard_errors`);
     - `"gradient"`: one all-reduce of the `n_params` gradient entries.
 
-    **Returns:** a dict with the entries that apply (`factor`, `per_refinement_step`, `normal`,
-    `gradient`); 0 everywhere for one device.
+    **Returns:** a dict with the entries (`factor`, `per_refinement_step`, `standard_errors`,
+    `normal`, `gradient`); 0 everywhere for one device.
     """
     from .tsqr import tsqr_levels
 
     if n_devices <= 1:
-        return {"factor": 0, "per_refinement_step": 0, "normal": 0, "gradient": 0}
+        return {"factor": 0, "per_refinement_step": 0, "standard_errors": 0, "normal": 0, "gradient": 0}
     pow2 = n_devices & (n_devices - 1) == 0
     out = {
         "factor": itemsize * (tsqr_levels(n_devices) * p * p if pow2 else n_devices * p * p),
         "per_refinement_step": itemsize * (p * k + 2 * p * k * n_devices + 2 * k),
+        "standard_errors": itemsize * 2 * p * p * n_devices,
         "normal": itemsize * (p * p + p * k),
         "gradient": itemsize * (n_params if n_params is not None else p),
     }
     if method == "normal":
-        out["factor"] = out["per_refinement_step"] = 0
+        out["factor"] = out["per_refinement_step"] = out["standard_errors"] = 0
     return out
 
 

@@ -11,12 +11,16 @@ double-double — with every `O(n)` quantity kept on the devices that own the ro
 | working-precision solve | `Qᵢᵀ fᵢ`, `Qᵢ h` | one `psum` of `p·k` |
 | residual `g − Bᵀ r` in double-double | pairwise double-double sums over its rows | `all_gather` of `2·p·k` partial sums, summed in double-double on every device |
 | scales for the stopping rule | column maxima | `pmax` of `k` |
+| standard errors: `BᵀB` in double-double | its rows' products | `all_gather` of `2·p²` partial sums |
 | normal equations (`method="normal"/"cholesky"`) | `Bᵢᵀ Bᵢ`, `Bᵢᵀ fᵢ` | one `psum` of `p² + p·k` |
 
 So the refined solution agrees with the single-device one to the last bits float64 can show
 (≤ 1e-12 relative), and Filip's degree-10 polynomial keeps ≥ 12 correct digits on 8 devices.
-Preparing the design (validation, basis change) runs on the host as in the single-device solver;
-the statistics use the gathered residuals (`O(n k)`), never an `O(n p²)` host computation.
+Preparing the design (validation, basis change) runs on the host as in the single-device solver,
+once (`O(n p)`), and the residuals come back to it (`O(n k)`: the result holds them as numpy
+arrays); the factorisation, the refinement and the `O(n p²)` Gram matrix run on the devices.
+Double-double products on the devices use `_dd.mul`, which stays exact when XLA fuses
+multiply-adds.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ..solvers.least_squares import (METHODS, _REFINED_SE_LIMIT, _cov_z, _fit, _
 from ..solvers._result import LeastSquaresResult, PrecisionWarning, RankDeficiencyWarning
 from . import _dd
 from ._compat import float64_scope, shard_map
-from .mesh import data_axis, data_devices, row_sharding, shard_rows, to_host
+from .mesh import data_axis, data_devices, shard_rows, to_host
 from .tsqr import tsqr_local
 
 __all__ = ["least_squares_sharded", "linear_regression_sharded", "polyfit_sharded"]

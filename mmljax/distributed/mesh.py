@@ -128,7 +128,7 @@ def shard_rows(a: ArrayLike, mesh: Mesh, *, min_rows_per_device: int = 1, pad: s
         raise ValueError("shard_rows: a has no rows")
     per = rows_per_device(n, mesh, min_rows_per_device)
     total = per * data_devices(mesh)
-    target = jax.dtypes.canonicalize_dtype(dtype if dtype is not None else jnp.result_type(a))
+    target = jnp.result_type(dtype if dtype is not None else a)  # as JAX would store it (x64 setting)
     if total == n and _is_row_sharded(a, mesh) and a.dtype == target:
         return a
     host = to_host(a).astype(target, copy=False)
