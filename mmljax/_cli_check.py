@@ -55,7 +55,15 @@ Exit status: 0 when every entry passes, 1 when any fails, 2 on a usage error.
 STATUSES = ("pass", "known wrong", "fail", "unexpected pass", "error")
 _STYLE = {"pass": "green", "known wrong": "yellow", "fail": "bold red", "unexpected pass": "bold red",
           "error": "bold red"}
-_GROUP = re.compile(r"^(Lecture [0-9.]+(?: \([^)]*\))?|Matrix Cookbook §[0-9.]+(?: \([^)]*\))?|Second order \(Hessians\))")
+_LECTURES = {"1.1": "linear regression", "1.2": "scalar differentiation",
+             "1.3": "scalar-by-vector differentiation", "1.4": "vector-by-vector differentiation",
+             "1.5": "Hessians", "2": "matrix derivatives and backpropagation"}
+_COOKBOOK = {"2.1": "determinant", "2.2": "inverse", "2.3": "eigenvalues",
+             "2.4": "matrices, vectors and scalar forms", "2.5": "traces", "2.6": "vector norms",
+             "2.7": "matrix norms", "2.8": "structured matrices", "10.2": "Kronecker product and vec"}
+_LECTURE = re.compile(r"^Lecture ([0-9]+(?:\.[0-9]+)?)( \([^)]*\))?")
+_SECTION = re.compile(r"^Matrix Cookbook §([0-9]+\.[0-9]+)(?:\.[0-9]+)*( \([^)]*\))?")
+_SECOND = "Second order (Hessians)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,22 +81,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_group(source: str, domain: str) -> str:
-    """The table section of an entry: its lecture, its Matrix Cookbook section, or "<domain>: other references"."""
-    m = _GROUP.match(source)
-    return m.group(1) if m else f"{domain}: other references"
+    """The table section of an entry: its lecture, its Matrix Cookbook section, the second-order
+    identities, or "<domain>: other references"."""
+    m = _LECTURE.match(source)
+    if m:
+        return f"Lecture {m.group(1)} ({_LECTURES.get(m.group(1), 'other')})"
+    m = _SECTION.match(source)
+    if m:
+        return f"Matrix Cookbook §{m.group(1)} ({_COOKBOOK.get(m.group(1), 'other')})"
+    if source.startswith(_SECOND):
+        return _SECOND
+    if source.startswith("Matrix Cookbook"):
+        return "Matrix Cookbook (other sections)"
+    return f"{domain}: other references"
 
 
 def _group_key(group: str):
     nums = [int(n) for n in re.findall(r"\d+", group.split("(")[0])]
-    rank = 0 if group.startswith("Lecture") else 1 if group.startswith("Matrix Cookbook") else \
-        2 if group.startswith("Second order") else 3
+    rank = 0 if group.startswith("Lecture") else 1 if group.startswith("Matrix Cookbook §") else \
+        2 if group.startswith("Matrix Cookbook") else 3 if group.startswith("Second order") else 4
     return (rank, nums, group)
 
 
 def _ref(source: str, group: str) -> str:
     """The part of the source that the group heading does not already say."""
-    rest = source[len(group):].lstrip(" ,;:") if source.startswith(group) else source
-    return rest or "—"
+    for prefix in (group, group.split(" (")[0]):
+        if source.startswith(prefix):
+            return source[len(prefix):].lstrip(" ,;:") or "—"
+    return source
 
 
 def _load_user_file(path: str) -> None:
@@ -121,16 +141,20 @@ def _shapes(shapes) -> str:
 
 
 def _list_table(rows, Table):
+    from rich.markup import escape
+
     table = Table(title=f"mmljax catalogue: {len(rows)} entries")
     for col in ("group", "name", "source", "kind"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(source_group(r.source, r.domain), r.name, r.source,
+        table.add_row(escape(source_group(r.source, r.domain)), escape(r.name), escape(r.source),
                       r.kind + (" (expected to fail)" if r.expect_fail else ""))
     return table
 
 
 def _result_table(reports, title, Table):
+    from rich.markup import escape
+
     table = Table(title=title)
     cols = (("name", "left"), ("ref", "left"), ("shapes", "left"), ("vs autodiff", "right"),
             ("vs finite diff", "right"), ("Taylor order", "right"), ("time", "right"), ("result", "left"))
@@ -141,7 +165,7 @@ def _result_table(reports, title, Table):
         groups.setdefault(source_group(rep.source, rep.domain), []).append(rep)
     for group in sorted(groups, key=_group_key):
         table.add_section()
-        table.add_row(f"[bold]{group}[/bold]", *[""] * (len(cols) - 1))
+        table.add_row(f"[bold]{escape(group)}[/bold]", *[""] * (len(cols) - 1))
         for r in groups[group]:
             if r.kind == "minimiser":
                 ad = f"step {_fmt(r.witnesses.get('newton_step'))}"
@@ -150,7 +174,7 @@ def _result_table(reports, title, Table):
             else:
                 ad, fd = _fmt(r.autodiff_rel), _fmt(r.finite_diff_rel)
                 taylor = "floor" if not math.isfinite(r.taylor_order) else f"{r.taylor_order:.2f}"
-            table.add_row(r.name, _ref(r.source, group), _shapes(r.shapes), ad, fd, taylor,
+            table.add_row(escape(r.name), escape(_ref(r.source, group)), _shapes(r.shapes), ad, fd, taylor,
                           f"{r.seconds:.1f}s", f"[{_STYLE[r.status]}]{r.status}[/]")
     return table
 
@@ -160,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
     jax.config.update("jax_enable_x64", True)
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -199,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(_result_table(reports, title, Table))
     for r in reports:
         if r.status == "known wrong":
-            console.print(f"[yellow]known wrong[/] (rejected, as it must be): {r.message.splitlines()[0]}",
+            console.print(f"[yellow]known wrong[/] (rejected, as it must be): {escape(r.message.splitlines()[0])}",
                           highlight=False)
     failed = [r for r in reports if not r.passed]
     for r in failed:
-        console.print(f"[bold red]{r.status}[/]: {r.message}", highlight=False)
+        console.print(f"[bold red]{r.status}[/]: {escape(r.message)}", highlight=False)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(f"{len(reports)} entries: {summary} — {elapsed:.1f} s", highlight=False)
 

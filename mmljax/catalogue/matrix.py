@@ -26,7 +26,7 @@ from ._samplers import full_column_rank, normal, spd, well_conditioned
 COOKBOOK = "Matrix Cookbook"
 DET = COOKBOOK + " §2.1 (determinant)"
 INV = COOKBOOK + " §2.2 (inverse)"
-FORMS = COOKBOOK + " §2.4 (linear, quadratic and cubic forms)"
+FORMS = COOKBOOK + " §2.4 (matrices, vectors and scalar forms)"
 TRACE = COOKBOOK + " §2.5 (traces)"
 NORMS = COOKBOOK + " §2.7 (matrix norms)"
 STRUCT = COOKBOOK + " §2.8 (structured matrices)"

@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._identity import Identity
 from ._samplers import normal, one_hot, positive
@@ -123,6 +124,15 @@ def _composition_sample(k_outer: int, k_inner: int, k_third: int = 0):
     return sample
 
 
+def _quotient_sample(rng, n):
+    """Numerator from the table, denominator from the positive ones, never the same function
+    (f/f = 1 has derivative 0, where a relative error means nothing)."""
+    x, (u, w, c) = _composition_sample(_n, len(POSITIVE_ON_DOMAIN))(rng, n)
+    while TABLE[int(np.argmax(u))].name == POSITIVE_ON_DOMAIN[int(np.argmax(w))].name:
+        w = one_hot(rng, len(POSITIVE_ON_DOMAIN))
+    return x, (u, w, c)
+
+
 # Sum rule (with constant multiples): (a f + b g)' = a f' + b g'.
 def _sum_f(x, u, w, c):
     return c[0] * _mix(TABLE, "f", u, x) + c[1] * _mix(TABLE, "f", w, x)
@@ -222,7 +232,7 @@ _RULE_ROWS = [
     Identity(
         name="quotient rule (f/g)' = (f' g − f g') / g² (random f, g > 0)", source=RULES_SOURCE,
         domain="scalar", f=_quot_f, derivative=_quot_df,
-        sample=_composition_sample(_n, len(POSITIVE_ON_DOMAIN)),
+        sample=_quotient_sample,
         sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
     ),
     Identity(

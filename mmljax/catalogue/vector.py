@@ -15,7 +15,7 @@ from ._identity import Identity
 from ._samplers import normal, spd, symmetric
 
 CB = "Matrix Cookbook"
-CB_FORMS = CB + " §2.4 (vector and scalar forms)"
+CB_FORMS = CB + " §2.4 (matrices, vectors and scalar forms)"
 CB_NORMS = CB + " §2.6 (vector norms)"
 
 
