@@ -75,7 +75,7 @@ def run_benchmarks(
             progress("machine limits")
         dtypes = (settings.dtype,) + tuple(d for d in ("float64", "float32") if d != settings.dtype)
         limits = measure_limits(config, dtypes=dtypes, matmul_n=settings.pick(2000, 1536, 256),
-                                bandwidth_bytes=settings.pick(256, 128, 8) * 2**20, seed=settings.seed)
+                                bandwidth_bytes=settings.pick(256, 256, 8) * 2**20, seed=settings.seed)
     results = [run_case(c, settings, config, limits, progress) for c in cases]
     run = BenchRun(settings, config, info, limits, results, command=command)
     run.targets = _targets.evaluate(run)

@@ -163,7 +163,7 @@ def _torch_jacobian_to_flat(out):
 
 
 def _jacobian_points(settings: Settings) -> Iterator[Point]:
-    shapes = settings.pick([(SMALL, 256), (MEDIUM, 512), (LARGE_JAC, 512)], [(SMALL, 128), (MEDIUM, 256)], [(TINY, 16)])
+    shapes = settings.pick([(SMALL, 256), (MEDIUM, 512), (LARGE_JAC, 512)], [(SMALL, 128), (MEDIUM, 128)], [(TINY, 16)])
     torch, why = torch_or_reason(settings.peers)
     for sizes, n in shapes:
         mlp, params, X, _ = _setup(settings, sizes, n)
