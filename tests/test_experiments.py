@@ -161,7 +161,7 @@ def _critical_points_local_and_global_minima(r):
     starts, ends = np.asarray(dw["starts"]), np.asarray(dw["ends"])
     assert np.all(np.sign(ends[np.abs(starts) > 0.2]) == np.sign(starts[np.abs(starts) > 0.2]))
     mlp = r["mlp"]
-    assert mlp["newton_converged"] and max(mlp["grad_norm"]) < 1e-8
+    assert mlp["newton_converged"] and mlp["max_grad_norm"] < 1e-8
     assert mlp["n_clusters"] >= 2, "expected starts to end in different minima"
     losses = [c["loss"] for c in mlp["classified"]]
     assert min(losses) == pytest.approx(min(mlp["final_loss"]))
