@@ -156,7 +156,7 @@ def _result_table(reports, title, Table):
     from rich.markup import escape
 
     table = Table(title=title)
-    cols = (("name", "left"), ("ref", "left"), ("shapes", "left"), ("vs autodiff", "right"),
+    cols = (("name", "left"), ("ref", "left"), ("shapes", "left"), ("vs jacfwd", "right"), ("vs jacrev", "right"),
             ("vs finite diff", "right"), ("Taylor order", "right"), ("time", "right"), ("result", "left"))
     for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")
@@ -167,14 +167,15 @@ def _result_table(reports, title, Table):
         table.add_section()
         table.add_row(f"[bold]{escape(group)}[/bold]", *[""] * (len(cols) - 1))
         for r in groups[group]:
-            if r.kind == "minimiser":
-                ad = f"step {_fmt(r.witnesses.get('newton_step'))}"
-                fd = f"λmin {_fmt(r.witnesses.get('min_eigenvalue'))}"
-                taylor = "—"
+            if r.kind == "minimiser":  # Newton step and smallest Hessian eigenvalue at the claimed minimiser
+                fwd = f"step {_fmt(r.witnesses.get('newton_step'))}"
+                rev = f"λmin {_fmt(r.witnesses.get('min_eigenvalue'))}"
+                fd = taylor = "—"
             else:
-                ad, fd = _fmt(r.autodiff_rel), _fmt(r.finite_diff_rel)
+                fwd, rev = _fmt(r.witnesses.get("jacfwd")), _fmt(r.witnesses.get("jacrev"))
+                fd = _fmt(r.finite_diff_rel)
                 taylor = "floor" if not math.isfinite(r.taylor_order) else f"{r.taylor_order:.2f}"
-            table.add_row(escape(r.name), escape(_ref(r.source, group)), _shapes(r.shapes), ad, fd, taylor,
+            table.add_row(escape(r.name), escape(_ref(r.source, group)), _shapes(r.shapes), fwd, rev, fd, taylor,
                           f"{r.seconds:.1f}s", f"[{_STYLE[r.status]}]{r.status}[/]")
     return table
 
