@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from . import EXPERIMENTS
+from . import EXPERIMENTS, _common
 
 USAGE = (
     "usage: python -m experiments NAME [--quick] [--out DIR] [--seed S] [--device auto|cpu|gpu]\n"
@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:  # a user's mistake (bad option value, missing GPU): one line, non-zero exit
             print(f"experiments {exp}: error: {e}", file=sys.stderr)
             return 2
-        except Exception as e:
-            if type(e).__name__ != "Interrupted":  # deep_regression --interrupt-after
-                raise
+        except _common.Interrupted as e:  # deep_regression --interrupt-after
             print(f"experiments {exp}: {e}", file=sys.stderr)
             return 130
     return 0

@@ -35,6 +35,10 @@ DEVICES = ("auto", "cpu", "gpu")
 DPI = 72
 
 
+class Interrupted(Exception):
+    """A run stopped on purpose before the end (e.g. `deep_regression --interrupt-after`), leaving checkpoints."""
+
+
 def build_parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m experiments {name}", description=description)
     p.add_argument("--quick", action="store_true", help="small sizes: finishes in well under a minute on a 2-core CPU")
@@ -192,3 +196,15 @@ def run(name: str, description: str, body: Callable[[Context], dict], argv: list
     atomic_write_json(out / "results.json", results)
     ctx.log(f"done in {elapsed:.1f} s: {len(ctx.figures)} figure(s) and results.json in {out}/")
     return results
+
+
+def cli(main: Callable[[list[str] | None], dict]) -> None:
+    """Entry point of `python experiments/NAME.py`: a user's mistake prints one line and exits 2."""
+    try:
+        main(None)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(130) from None

@@ -45,8 +45,7 @@ FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), 
             check_every=500, lanczos_iterations=120, analyse=("basis_", "mlp_", "multi_"))
 
 
-class Interrupted(Exception):
-    """Raised by `--interrupt-after`: the run stopped as if killed, leaving its checkpoints."""
+Interrupted = _common.Interrupted  # raised by --interrupt-after: stopped as if killed, checkpoints left
 
 
 def add_arguments(p):
@@ -383,8 +382,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Interrupted as e:
-        print(f"[{NAME}] {e}", file=sys.stderr)
-        raise SystemExit(130)
+    _common.cli(main)

@@ -323,6 +323,8 @@ def test_device_choice():
     if not any(d.platform == "gpu" for d in jax.devices()):
         with pytest.raises(ValueError, match="no GPU"):
             _common.select_device("gpu")
+        # the runner turns it into one line and exit status 2, before any work
+        assert runner.main(["loss_landscape", "--device", "gpu", "--out", "/nonexistent/never-written"]) == 2
     with pytest.raises(ValueError, match="--device"):
         _common.select_device("tpu-please")
 
