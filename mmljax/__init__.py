@@ -10,6 +10,8 @@ Importing mmljax never changes `jax_enable_x64`; the checks and the CLI enable f
 from . import analysis as analysis
 from . import catalogue as catalogue
 from . import data as data
+from . import distributed as distributed
+from . import finite_diff as finite_diff
 from . import losses as losses
 from . import models as models
 from . import solvers as solvers
@@ -39,6 +41,5 @@ from .layout import commutation_matrix as commutation_matrix
 from .layout import ravel_vec as ravel_vec
 from .layout import unvec as unvec
 from .layout import vec as vec
-from . import finite_diff as finite_diff
 
 __version__ = "0.1.0"
