@@ -8,6 +8,7 @@ Options after NAME go to the experiment (`--quick`, `--out`, `--seed`, `--device
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from . import EXPERIMENTS, _common
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             mod.main(exp_argv)
         except ValueError as e:  # a user's mistake (bad option value, missing GPU): one line, non-zero exit
+            if os.environ.get("MMLJAX_DEBUG"):
+                raise
             print(f"experiments {exp}: error: {e}", file=sys.stderr)
             return 2
         except _common.Interrupted as e:  # deep_regression --interrupt-after

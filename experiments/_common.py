@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import math
+import os
 import platform
 import sys
 import time
@@ -199,10 +200,13 @@ def run(name: str, description: str, body: Callable[[Context], dict], argv: list
 
 
 def cli(main: Callable[[list[str] | None], dict]) -> None:
-    """Entry point of `python experiments/NAME.py`: a user's mistake prints one line and exits 2."""
+    """Entry point of `python experiments/NAME.py`: a user's mistake prints one line and exits 2
+    (set `MMLJAX_DEBUG=1` for the traceback)."""
     try:
         main(None)
     except ValueError as e:
+        if os.environ.get("MMLJAX_DEBUG"):
+            raise
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except Interrupted as e:
