@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from . import EXPERIMENTS, _common
+from . import EXPERIMENTS
 
 USAGE = (
     "usage: python -m experiments NAME [--quick] [--out DIR] [--seed S] [--device auto|cpu|gpu]\n"
@@ -49,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"experiments {exp}: error: {e}", file=sys.stderr)
             return 2
-        except _common.Interrupted as e:  # deep_regression --interrupt-after
-            print(f"experiments {exp}: {e}", file=sys.stderr)
-            return 130
     return 0
 
 

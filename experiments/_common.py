@@ -36,9 +36,6 @@ DEVICES = ("auto", "cpu", "gpu")
 DPI = 72
 
 
-class Interrupted(Exception):
-    """A run stopped on purpose before the end (e.g. `deep_regression --interrupt-after`), leaving checkpoints."""
-
 
 def build_parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m experiments {name}", description=description)
@@ -209,6 +206,3 @@ def cli(main: Callable[[list[str] | None], dict]) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except Interrupted as e:
-        print(str(e), file=sys.stderr)
-        raise SystemExit(130) from None

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -45,7 +47,6 @@ FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), 
             check_every=500, lanczos_iterations=120, analyse=("basis_", "mlp_", "multi_"))
 
 
-Interrupted = _common.Interrupted  # raised by --interrupt-after: stopped as if killed, checkpoints left
 
 
 def add_arguments(p):
@@ -55,9 +56,9 @@ def add_arguments(p):
     p.add_argument("--models", default=None, metavar="PREFIXES",
                    help="train only the models whose names start with one of these comma-separated prefixes "
                         "(e.g. basis_,mlp_d2); each keeps the initialisation it has in the full set")
-    p.add_argument("--interrupt-after", type=int, default=None, metavar="STEPS",
-                   help="stop, as if killed, once STEPS training steps (over all models, in order) are "
-                        "checkpointed — to try --resume")
+    p.add_argument("--kill-after", type=int, default=None, metavar="STEPS",
+                   help="kill this process (SIGKILL: no clean-up) once STEPS training steps, counted over the "
+                        "models in order, are checkpointed — to try --resume")
 
 
 def truth_1d(x):
@@ -159,10 +160,11 @@ def train(ctx, cfg: dict, model: dict, data: dict, index: int, steps_before: int
     def on_chunk(step, value):
         jax.effects_barrier()
         atomic_write_json(side, {str(k): v for k, v in sorted(records.items())})
-        limit = ctx.args.interrupt_after
+        limit = ctx.args.kill_after
         if limit is not None and steps_before + step >= limit and step < cfg["steps"]:
-            raise Interrupted(f"interrupted after {steps_before + step} training steps (model {model['name']} at "
-                              f"step {step}); rerun with --resume")
+            ctx.log(f"--kill-after {limit}: killing myself at step {step} of {model['name']}; rerun with --resume")
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+            os._exit(137)  # not reached where SIGKILL exists
 
     optimizer = optax.chain(gradient_check(hand, cfg["check_every"], record), optax.adam(cfg["lr"]))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +219,7 @@ def body(ctx: _common.Context) -> dict:
             raise ValueError(f"--models {ctx.args.models!r} matches none of {', '.join(index)}")
     results, flat, trained = {}, {}, {}
     done = 0
-    for model in models:  # train everything first: an interruption wastes no analysis
+    for model in models:  # train everything first: a killed run wastes no analysis
         with ctx.phase(f"train {model['name']}"):
             trained[model["name"]] = train(ctx, cfg, model, data, index[model["name"]], done)
         done += cfg["steps"]

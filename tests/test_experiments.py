@@ -4,7 +4,7 @@ Every run is in-process (`main(argv)`), one test per experiment (so that pytest-
 runs an experiment twice), asserting on its `results.json`: the numbers must say what theory says (training error falls with degree,
 held-out error is U-shaped, solvers agree, gradient descent diverges beyond 2/λmax, the
 finite-difference V-curve bottoms out near eps^(1/2) / eps^(1/3), hand backprop equals jax.grad,
-an interrupted and resumed training ends bit-identical), and every figure must be a real PNG.
+a killed and resumed training ends bit-identical), and every figure must be a real PNG.
 """
 
 from __future__ import annotations
@@ -197,18 +197,21 @@ def _deep_regression_training_and_checks(out, r):
     assert sorted(params.files) == sorted(models)
 
 
-def _deep_regression_resume_after_interruption(out0, r0, tmp_path):
-    """Stopped mid-run (as if killed), then resumed: exactly the parameters of the uninterrupted run.
+def _deep_regression_resume_after_kill(out0, r0, tmp_path):
+    """Killed mid-run (SIGKILL, in a subprocess), then resumed: exactly the parameters of the
+    uninterrupted run.
 
-    To keep it short, the interrupted run trains the first two models only (`--models`); each
-    model keeps its initialisation from the full set, so they must match the full quick run."""
+    To keep it short, the killed run trains the first two models only (`--models`); each model
+    keeps its initialisation from the full set, so they must match the full quick run."""
     out = tmp_path / "resumed"
     names = list(r0["models"])[:2]
     args = ["--quick", "--out", str(out), "--seed", "0", "--device", "cpu", "--models", ",".join(names)]
     steps = r0["config"]["steps"]
-    stop = steps + steps // 2  # the first model finished, the second half-way
-    with pytest.raises(deep_regression.Interrupted, match="--resume"):
-        deep_regression.main(args + ["--interrupt-after", str(stop)])
+    kill = steps + steps // 2  # the first model finished, the second half-way
+    proc = subprocess.run([sys.executable, "-m", "experiments", "deep_regression", *args, "--kill-after", str(kill)],
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (-9, 137), proc.stderr[-2000:]
+    assert "killing myself" in proc.stdout
     assert not (out / "results.json").exists()
     assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == sorted(f"{n}.ckpt" for n in names)
     r1 = deep_regression.main(args + ["--resume"])
@@ -218,7 +221,7 @@ def _deep_regression_resume_after_interruption(out0, r0, tmp_path):
         assert np.array_equal(p0[name], p1[name]), f"{name}: resumed parameters differ"
         assert r1["models"][name]["params_sha256"] == r0["models"][name]["params_sha256"]
         assert np.array_equal(r1["models"][name]["loss_history"], r0["models"][name]["loss_history"])
-        # gradient checks made before the interruption were kept
+        # gradient checks made before the kill were kept
         assert r1["models"][name]["gradcheck_steps"] == r0["models"][name]["gradcheck_steps"]
     with pytest.raises(ValueError, match="matches none"):
         deep_regression.main(["--quick", "--out", str(tmp_path / "none"), "--models", "nope"])
@@ -293,7 +296,7 @@ def test_deep_regression_and_resume(tmp_path):
     out, r = _run(deep_regression, tmp_path)
     _check_provenance_and_figures(out, r)
     _deep_regression_training_and_checks(out, r)
-    _deep_regression_resume_after_interruption(out, r, tmp_path)
+    _deep_regression_resume_after_kill(out, r, tmp_path)
 
 
 @pytest.mark.slow
