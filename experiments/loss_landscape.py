@@ -51,7 +51,8 @@ def body(ctx: _common.Context) -> dict:
         fit = mj.solvers.linear_regression(ds.X, ds.y)
         w_star = jnp.asarray([fit.coefficients[1], fit.coefficients[0]])  # (a, b) from (B0, B1)
         L_star = float(loss(w_star))
-        g_star = np.asarray(jax.jit(mj.gradient(loss))(w_star))
+        grad = jax.jit(mj.gradient(loss))  # one compilation for every (2,) point
+        g_star = np.asarray(grad(w_star))
         H = np.asarray(jax.jit(mj.hessian_matrix(loss))(w_star))
         # The model's hand Hessian is of ½ Σ r², in ravel_vec order (theta, then bias) = (a, b).
         H_hand = (2.0 / n) * np.asarray(jax.jit(lambda w: mj.models.linear.hand_hessian(
@@ -111,7 +112,7 @@ def body(ctx: _common.Context) -> dict:
     with ctx.phase("directional derivatives"):
         phis = np.linspace(0, 2 * np.pi, cfg["angles"], endpoint=False)
         Vs = jnp.asarray(np.stack([np.cos(phis), np.sin(phis)], axis=1))
-        g0 = jax.jit(mj.gradient(loss))(w0)
+        g0 = grad(w0)
         slopes_ad = np.asarray(jax.jit(jax.vmap(lambda v: mj.directional_derivative(loss, w0, v)))(Vs))
         slopes_grad = np.asarray(Vs @ g0)
         slopes_fd = np.asarray(jax.jit(jax.vmap(lambda v: mj.finite_diff.fd_directional(loss, w0, v)))(Vs))
