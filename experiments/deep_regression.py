@@ -7,7 +7,8 @@
 3. Along training, the hand-written backpropagation gradient (`models.*.hand_gradient`) equals
    `jax.grad` of the loss (checked inside the optimiser at regular steps).
 4. At the end, the Hessian spectrum by Lanczos on Hessian-vector products, compared with the
-   dense eigenvalues, and the second-order classification of the end point.
+   dense eigenvalues, its trace by Hutchinson's estimator, and the second-order classification
+   of the end point.
 
 Training checkpoints to `OUT/checkpoints/`; `--resume` continues an interrupted run and ends
 with exactly the parameters of an uninterrupted one (final parameters: `OUT/final_params.npz`).
@@ -41,10 +42,11 @@ DESCRIPTION = "Learned features and MLPs of growing width/depth with optax: fits
 
 QUICK = dict(n_train=64, n_test=200, noise=0.05, widths=(4, 16), depths=(2,), depth_width=16,
              multi_sizes=(4, 16, 16, 2), multi_n=256, steps=2000, checkpoint_every=250, lr=1e-2,
-             check_every=250, lanczos_iterations=40, analyse=("mlp_",))
+             check_every=250, lanczos_iterations=40, trace_samples=100, analyse=("mlp_",))
 FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), depths=(2, 3, 4), depth_width=32,
             multi_sizes=(4, 64, 64, 2), multi_n=2000, steps=20000, checkpoint_every=1000, lr=3e-3,
-            check_every=500, lanczos_iterations=120, analyse=("basis_", "mlp_", "multi_"))
+            check_every=500, lanczos_iterations=120, trace_samples=1000,
+            analyse=("basis_", "mlp_", "multi_"))
 
 
 
@@ -185,6 +187,7 @@ def analyse(cfg: dict, model: dict, tr: dict) -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)  # interior Ritz values are not meant to converge
         lz = mj.analysis.hessian_eigenvalues(loss, params, k=m, which="largest", num_iterations=m)
     cp = mj.analysis.classify_critical_point(loss, params)
+    trace = mj.analysis.hessian_trace(loss, params, num_samples=cfg["trace_samples"], seed=0)
     ritz, resid = np.asarray(lz.eigenvalues), np.asarray(lz.residual_norms)
     # The classification's eigenvalues: all of them by dense eigh up to its dense_limit parameters,
     # beyond that the extreme ones by Lanczos (then no independent reference for the comparison).
@@ -195,6 +198,8 @@ def analyse(cfg: dict, model: dict, tr: dict) -> dict:
             "reference_method": cp.method, "dense_eigenvalues": ref if dense else None,
             "largest_rel_error": float(abs(ritz[0] - ref[0]) / scale) if dense else None,
             "smallest_rel_error": float(abs(ritz[-1] - ref[-1]) / scale) if dense else None,
+            "trace": {"hutchinson": float(trace.estimate), "standard_error": float(trace.standard_error),
+                      "samples": trace.num_samples, "exact": float(np.sum(ref)) if dense else None},
             "classification": {"kind": cp.kind, "grad_norm": cp.grad_norm, "grad_tol": cp.grad_tol,
                                "n_positive": cp.n_positive, "n_negative": cp.n_negative, "n_zero": cp.n_zero,
                                "min_eigenvalue": cp.min_eigenvalue, "max_eigenvalue": cp.max_eigenvalue,
@@ -337,7 +342,10 @@ def _plot_checks(ctx, results):
         h = r["hessian"]
         if h is None:
             continue
-        label = f"{name}: {h['classification']['kind']} ({h['classification']['n_negative']} neg.)"
+        t = h["trace"]
+        label = (f"{name}: {h['classification']['kind']} ({h['classification']['n_negative']} neg.); "
+                 f"tr H ≈ {t['hutchinson']:.3g} ± {t['standard_error']:.2g}"
+                 + (f" (exact {t['exact']:.3g})" if t["exact"] is not None else ""))
         rz = np.asarray(h["ritz_values"])
         conv = np.asarray(h["ritz_residuals"]) <= 1e-6 * np.max(np.abs(rz))
         if h["dense_eigenvalues"] is not None:

@@ -189,6 +189,8 @@ def _deep_regression_training_and_checks(out, r):
     for m in analysed:
         h = m["hessian"]
         assert h["largest_rel_error"] < 1e-8, "Lanczos' largest Ritz value should match dense eigh"
+        t = h["trace"]  # Hutchinson is unbiased: the exact trace lies within a few standard errors
+        assert abs(t["hutchinson"] - t["exact"]) < 4 * t["standard_error"]
         c = h["classification"]
         assert c["kind"] in ("minimum", "saddle", "degenerate", "not_stationary")
         assert c["n_positive"] + c["n_negative"] + c["n_zero"] == h["n_params"]
