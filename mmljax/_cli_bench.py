@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of accelerator memory)")
     p.add_argument("--max-variant-s", type=float, metavar="S",
                    help="a variant whose (samples + 1) calls would exceed S seconds is measured by one call "
-                        "(default 60, 10 with --quick)")
+                        "(default 60, 5 with --quick)")
     p.add_argument("--no-machine", action="store_true", help="do not measure the machine's limits (no %% of peak)")
 
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be at least 5 (a median and a spread need them); got {args.samples}")
     if args.memory_limit is not None and args.memory_limit <= 0:
         raise ValueError(f"--memory-limit must be a positive number of GB; got {args.memory_limit}")
-    max_variant_s = args.max_variant_s if args.max_variant_s is not None else (10.0 if args.quick or args.tiny else 60.0)
+    max_variant_s = args.max_variant_s if args.max_variant_s is not None else (5.0 if args.quick or args.tiny else 60.0)
     if max_variant_s <= 0:
         raise ValueError(f"--max-variant-s must be positive; got {max_variant_s}")
     settings = Settings(
