@@ -17,6 +17,9 @@ from ._samplers import normal, spd, symmetric
 CB = "Matrix Cookbook"
 CB_FORMS = CB + " §2.4 (matrices, vectors and scalar forms)"
 CB_NORMS = CB + " §2.6 (vector norms)"
+# The Cookbook writes ∂f/∂x of a scalar as a column vector (denominator layout); the numerator-layout
+# derivative is its transpose, the 1 x n row, which mmljax stores 1-D: the same numbers.
+DENOM = "the Cookbook's column vector is the denominator-layout gradient; mmljax stores it 1-D (same numbers)"
 
 
 def _sigmoid(x):
@@ -86,10 +89,12 @@ IDENTITIES = (
     Identity(
         name="∂aᵀx/∂x = a", source=CB_FORMS + " eq. (69)", domain="vector",
         f=lambda x, a: a @ x, derivative=lambda x, a: a, sample=_x_a,
+        note=DENOM,
     ),
     Identity(
         name="∂xᵀBx/∂x = (B + Bᵀ)x", source=CB_FORMS + " eq. (81)", domain="vector",
         f=lambda x, B: x @ B @ x, derivative=lambda x, B: (B + B.T) @ x, sample=_x_B,
+        note=DENOM,
     ),
     Identity(
         name="∂xᵀBx/∂x = 2Bx for symmetric B", source=CB_FORMS + " eq. (81) with B = Bᵀ", domain="vector",
@@ -102,6 +107,7 @@ IDENTITIES = (
         f=lambda x, B, b, C, D, d: (B @ x + b) @ C @ (D @ x + d),
         derivative=lambda x, B, b, C, D, d: B.T @ C @ (D @ x + d) + D.T @ C.T @ (B @ x + b),
         sample=_bilinear_sample,
+        note=DENOM,
     ),
     Identity(
         name="∂/∂s (x − As)ᵀW(x − As) = −2AᵀW(x − As), W symmetric", source=CB_FORMS + " eq. (84)",
@@ -124,6 +130,7 @@ IDENTITIES = (
     Identity(
         name="∂||x||₂²/∂x = 2x", source=CB_NORMS + " eq. (131)", domain="vector",
         f=lambda x: x @ x, derivative=lambda x: 2 * x, sample=lambda rng, n: (normal(rng, (n,)), ()),
+        note=DENOM,
     ),
     Identity(
         name="∂||x − a||₂/∂x = (x − a)/||x − a||₂", source=CB_NORMS + " eq. (129)", domain="vector",
@@ -137,6 +144,7 @@ IDENTITIES = (
         derivative=lambda x, a: (jnp.eye(x.size) / jnp.linalg.norm(x - a)
                                  - jnp.outer(x - a, x - a) / jnp.linalg.norm(x - a) ** 3),
         sample=_away_from_a,
+        note="a symmetric Jacobian: numerator and denominator layouts agree",
     ),
     Identity(
         name="Jacobian of elementwise σ(x): diag(σ(x) ⊙ (1 − σ(x)))", source="Lecture 2 (diagonal Jacobians)",
@@ -180,5 +188,6 @@ IDENTITIES = (
         f=lambda x, B: (x @ B @ x) / (x @ x),
         derivative=lambda x, B: 2 * (B @ x - (x @ B @ x) / (x @ x) * x) / (x @ x),
         sample=_rayleigh_sample,
+        note=DENOM,
     ),
 )
