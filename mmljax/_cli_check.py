@@ -69,10 +69,10 @@ _SECOND = "Second order (Hessians)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the entries (name, source, domain) and exit")
     p.add_argument("-k", dest="pattern", metavar="PATTERN", help="only entries whose name/source/domain matches (substring or glob)")
-    p.add_argument("--sizes", choices=("small", "medium"), default="small", help="input sizes to try (default: small)")
+    p.add_argument("--sizes", choices=("small", "medium"), default="small", help="input sizes per entry: small (two, e.g. 2 and 4) or medium (three, e.g. 8, 16, 24; large Jacobians checked along random directions) (default: small)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the input draws (default: 0)")
     p.add_argument("--draws", type=int, default=2, help="random draws per size (default: 2)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema in the docs)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema 'mmljax.check/1', described in mmljax/_cli_check.py)")
     p.add_argument("--load", metavar="FILE", action="append", default=[],
                    help="import a Python file that registers extra entries with mmljax.catalogue.register (repeatable)")
     p.add_argument("--workers", type=int, default=None,
