@@ -59,14 +59,15 @@ def _mutant(row):
 def catalogue_study(cfg: dict, seed: int) -> dict:
     rows = _pick_rows(cfg["catalogue_rows"])
     rows += [_mutant(r) for r in rows if r.derivative is not None and not r.expect_fail]
-    # `run` checks rows concurrently; rows sharing a size list go in one call.
+    # One worker thread: concurrent XLA CPU computations from several Python threads deadlocked here
+    # (2 cores, medium sizes: every thread waiting in np.asarray of its result, no CPU used).
     groups: dict[tuple, list] = {}
     for row in rows:
         sizes = (row.sizes[0],) if cfg["sizes"] == "first" else tuple(row.sizes) + tuple(row.medium_sizes)
         groups.setdefault(sizes, []).append(row)
     by_name = {}
     for sizes, group in groups.items():
-        for row, rep in zip(group, mj.catalogue.run(group, sizes=sizes, seed=seed, draws=cfg["draws"])):
+        for row, rep in zip(group, mj.catalogue.run(group, sizes=sizes, seed=seed, draws=cfg["draws"], workers=1)):
             d = rep.to_dict()
             d["expect_fail"] = bool(row.expect_fail)
             d["mutant"] = "[mutant:" in row.name
