@@ -48,6 +48,13 @@ def _median(p: PointResult, name: str) -> float | None:
     return v.median_s if v is not None and v.status == "ok" else None
 
 
+def _best(p: PointResult, name: str) -> float | None:
+    """A peer's or a floor's fastest sample: judging mmljax's median against it is conservative
+    (numpy's BLAS threads are erratic on a shared machine, and a floor is a best case)."""
+    v = p.get(name)
+    return v.min_s if v is not None and v.status == "ok" else None
+
+
 class Ratio(float):
     """A measured ratio; `same_program` when both sides compiled to the identical XLA program,
     so that the ratio is 1 by construction and the measured value only shows timing noise."""
@@ -56,10 +63,10 @@ class Ratio(float):
     measured: float = math.nan
 
 
-def _ratio(p: PointResult, num: str, den: str | list[str]) -> float | None:
+def _ratio(p: PointResult, num: str, den: str | list[str], den_best: bool = False) -> float | None:
     a = _median(p, num)
     dens = [den] if isinstance(den, str) else den
-    ds = [(d, n) for d, n in ((_median(p, n), n) for n in dens) if d]
+    ds = [(d, n) for d, n in (((_best if den_best else _median)(p, n), n) for n in dens) if d]
     if not a or not ds:
         return None
     best, best_name = min(ds)
@@ -111,7 +118,7 @@ def ls_gradient_streaming(run) -> TargetResult:
     for lab, _, p in _points(run, LS.LS_GRADIENT.name):
         if p.sizes["N"] < 10**6:
             continue
-        k, read = _median(p, LS.KERNEL_GRAD), _median(p, LS.READ_ONCE)
+        k, read = _median(p, LS.KERNEL_GRAD), _best(p, LS.READ_ONCE)
         stream = (p.bytes / 2) / (bw * 1e9) if bw else None  # Φ's bytes at the measured bandwidth
         floors = [t for t in (read, stream) if t]
         items.append((lab, k / min(floors) if k and floors else None))
@@ -119,14 +126,14 @@ def ls_gradient_streaming(run) -> TargetResult:
             speedups.append(f"{lab}: {k / read:.2f}× the time of Φθ (one read of Φ as a matvec)")
         if k and stream:
             speedups.append(f"{lab}: {k / stream:.2f}× Φ's bytes at the measured streaming bandwidth")
-        npy, hand = _median(p, LS.NUMPY_GRAD), _median(p, LS.HAND_GRAD)
+        npy, hand = _best(p, LS.NUMPY_GRAD), _median(p, LS.HAND_GRAD)
         if k and npy:
-            speedups.append(f"{lab}: {npy / k:.1f}× faster than numpy's two passes")
+            speedups.append(f"{lab}: {npy / k:.1f}× faster than numpy's two passes (its best sample)")
         if k and hand:
             speedups.append(f"{lab}: {hand / k:.1f}× faster than the jitted hand formula")
     t = _judge("LS gradient ≤ 1.5× one read of Φ",
-               "row-blocked one-pass LS gradient within 1.5× of one streaming read of Φ (N ≥ 10⁶; the "
-               "faster of Φθ and Φ's bytes at the measured bandwidth); about 2× faster than numpy's two-pass formula", items, 1.5,
+               "row-blocked one-pass LS gradient (median) within 1.5× of one streaming read of Φ (N ≥ 10⁶; the "
+               "faster of Φθ's best sample and Φ's bytes at the measured bandwidth); about 2× faster than numpy's two-pass formula", items, 1.5,
                why_none="not measured: no point with N ≥ 10⁶ in this run")
     return t._replace(detail=t.detail + ("; " + "; ".join(speedups) if speedups else ""))
 
@@ -139,10 +146,10 @@ def hessian_overhead(run) -> TargetResult:
 
 def _gram_vs_numpy(variant: str, label: str) -> Callable:
     def target(run) -> TargetResult:
-        items = [(lab, _ratio(p, variant, LS.NUMPY_GRAM)) for lab, _, p in _points(run, LS.LS_HESSIAN.name)
-                 if p.sizes["D"] >= 100]
-        return _judge(f"{label} ≤ 1.2× numpy syrk", f"{label} within 1.2× of numpy's symmetric rank-k update "
-                      "(case 2, D ≥ 100)", items, 1.2)
+        items = [(lab, _ratio(p, variant, LS.NUMPY_GRAM, den_best=True))
+                 for lab, _, p in _points(run, LS.LS_HESSIAN.name) if p.sizes["D"] >= 100]
+        return _judge(f"{label} ≤ 1.2× numpy syrk", f"{label} (median) within 1.2× of numpy's symmetric rank-k "
+                      "update (its best sample; case 2, D ≥ 100)", items, 1.2)
 
     return target
 
@@ -190,7 +197,7 @@ def fit_vs_sklearn(run) -> TargetResult:
             why = sk.message if sk is not None else "not in this run"
             return TargetResult("least_squares ≤ 1.0× sklearn", _FIT_STATEMENT, None, 1.0, "<=", None,
                                 f"not measured: scikit-learn {why}")
-        items.append((f"ls-fit {p.label}", _ratio(p, F.MJ_DEFAULT, F.SKLEARN)))
+        items.append((f"ls-fit {p.label}", _ratio(p, F.MJ_DEFAULT, F.SKLEARN, den_best=True)))
         mine = p.get(F.MJ_DEFAULT)
         if mine is not None and mine.rel_err is not None and sk.rel_err is not None:
             notes.append(f"coefficient rel. difference vs the normal equations: mmljax {mine.rel_err:.1e}, "
@@ -200,8 +207,8 @@ def fit_vs_sklearn(run) -> TargetResult:
     return t._replace(detail=t.detail + ("; " + "; ".join(notes) if notes else ""))
 
 
-_FIT_STATEMENT = ("mmljax's default least_squares at least as fast as scikit-learn's LinearRegression at N = 10⁶, "
-                  "D = 100, coefficients agreeing to 1e-10")
+_FIT_STATEMENT = ("mmljax's default least_squares (median) at least as fast as scikit-learn's LinearRegression "
+                  "(its best sample) at N = 10⁶, D = 100, coefficients agreeing to 1e-10")
 
 TARGETS: tuple[Callable[[Any], TargetResult], ...] = (
     gradient_overhead,
