@@ -215,6 +215,7 @@ class CaseResult:
     message: str = ""
     seconds: float = 0.0
     points: list[PointResult] = field(default_factory=list)
+    load: tuple[float | None, float | None] = (None, None)  # 1-minute load average at start, end
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,5 +228,6 @@ class CaseResult:
             "status": self.status,
             "message": self.message,
             "seconds": self.seconds,
+            "load_1min": list(self.load),
             "points": [p.to_dict() for p in self.points],
         }

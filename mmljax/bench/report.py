@@ -141,7 +141,8 @@ def markdown(run, *, title: str | None = None) -> str:
     parts += _machine_lines(run) + [""]
     for c in run.cases:
         parts.append(f"### Case {c.number}: `{c.name}` — {c.title}")
-        parts += ["", c.description, ""]
+        load = "" if c.load[0] is None else f" (load average {c.load[0]:.2f} → {c.load[1]:.2f} while it ran, {c.seconds:.0f} s)"
+        parts += ["", c.description + load, ""]
         if c.status != "ok":
             parts += [f"**{c.status}**: {c.message}", ""]
             continue

@@ -238,6 +238,7 @@ def run_case(
     """Run every point of `case`; a case whose inputs cannot be built (e.g. a missing optional
     module) is returned with status "unavailable" and the reason."""
     result = CaseResult(case.name, case.number, case.title, case.description, case.x_key, case.series_keys)
+    load_start = _load1()
     t0 = time.perf_counter()
     try:
         points: Iterable[Point] = case.points(settings)
@@ -252,4 +253,12 @@ def run_case(
             raise
         result.status, result.message = "error", _error_message(e)
     result.seconds = time.perf_counter() - t0
+    result.load = (load_start, _load1())
     return result
+
+
+def _load1() -> float | None:
+    from .machine import load_avg
+
+    la = load_avg()
+    return la[0] if la else None
