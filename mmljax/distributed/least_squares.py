@@ -19,8 +19,8 @@ So the refined solution agrees with the single-device one to the last bits float
 Preparing the design (validation, basis change) runs on the host as in the single-device solver,
 once (`O(n p)`), and the residuals come back to it (`O(n k)`: the result holds them as numpy
 arrays); the factorisation, the refinement and the `O(n p²)` Gram matrix run on the devices.
-Double-double products on the devices use `_dd.mul`, which stays exact when XLA fuses
-multiply-adds.
+Double-double products on the devices use `mmljax.solvers._extended`, whose products stay
+exact when XLA fuses multiply-adds.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from ..solvers._qr import QRFactor
 from ..solvers.least_squares import (METHODS, _REFINED_SE_LIMIT, _cov_z, _fit, _prepare,
                                       _rank_deficiency_message)
 from ..solvers._result import LeastSquaresResult, PrecisionWarning, RankDeficiencyWarning
-from . import _dd
 from ._compat import float64_scope, shard_map
 from .mesh import data_axis, data_devices, shard_rows, to_host
 from .tsqr import tsqr_local
@@ -68,7 +67,7 @@ def _dd_matmul_local(bT: DD, z: DD) -> DD:
 
     def step(acc, cols):
         bh, bl, zh, zl = cols
-        return ext.add(acc, _dd.mul(DD(bh[:, None], bl[:, None]), DD(zh[None], zl[None]))), None
+        return ext.add(acc, ext.mul(DD(bh[:, None], bl[:, None]), DD(zh[None], zl[None]))), None
 
     zero = jnp.zeros((bT.hi.shape[1], z.hi.shape[1]), bT.hi.dtype)
     return lax.scan(step, DD(zero, zero), (bT.hi, bT.lo, z.hi, z.lo))[0]
@@ -82,11 +81,11 @@ def _dd_rmatmul_local(b: DD, r: DD) -> DD:
     n, p = b.hi.shape
     k = r.hi.shape[1]
     if n * p * k <= _VECTORISED_ELEMENTS:
-        prod = _dd.mul(DD(b.hi[:, :, None], b.lo[:, :, None]), DD(r.hi[:, None, :], r.lo[:, None, :]))
+        prod = ext.mul(DD(b.hi[:, :, None], b.lo[:, :, None]), DD(r.hi[:, None, :], r.lo[:, None, :]))
         return ext.sum_(prod, axis=0)
 
     def column(col):
-        s = ext.sum_(_dd.mul(b, DD(col[0][:, None], col[1][:, None])), axis=0)
+        s = ext.sum_(ext.mul(b, DD(col[0][:, None], col[1][:, None])), axis=0)
         return s.hi, s.lo
 
     hi, lo = lax.map(column, (r.hi.T, r.lo.T))
@@ -112,7 +111,7 @@ def _row_ids(n_local: int, axis: str):
 def _masked_square_sum_local(r: DD, n_rows, axis: str):
     """`Σ r²` over the global rows `< n_rows` (padding excluded), in double-double across devices."""
     keep = (_row_ids(r.hi.shape[0], axis) < n_rows)[:, None]
-    s = _dd.square_sum(DD(jnp.where(keep, r.hi, 0.0), jnp.where(keep, r.lo, 0.0)), axis=0)
+    s = ext.square_sum(DD(jnp.where(keep, r.hi, 0.0), jnp.where(keep, r.lo, 0.0)), axis=0)
     return _dd_allsum(s, axis).hi
 
 

@@ -1,13 +1,20 @@
 """Double-double ("dd") arithmetic: a value is an unevaluated sum `hi + lo` with |lo| <= ulp(hi)/2.
 
 Portable: built only from IEEE additions and multiplications of the working dtype (float64 gives
-about 106 significant bits, float32 about 48), never from a platform `long double`. The splitting
-in `two_prod` masks mantissa bits instead of Dekker's `(2^27 + 1) * a` trick, so a compiler that
-contracts `a * b + c` into a fused multiply-add (XLA on GPU does) cannot break it.
+about 106 significant bits, float32 about 48), never from a platform `long double`.
+
+Exact under any compiler. `two_prod` never uses the rounded product `fl(a·b)`: it splits both
+factors into halves by masking mantissa bits and adds the four partial products, each of which is
+exact, with error-free additions. A compiler may contract `x·y + z` into a fused multiply-add (XLA
+does on CPU and GPU, and may recompute a product inside every fusion that consumes it); for an
+exact product that changes nothing, so the same inputs give the same bits in numpy and under
+`jax.jit`. (Dekker's `(a_h b_h − fl(a·b)) + ...` is exact in numpy but not under XLA, which turns
+`a_h b_h − a·b` into `fma(−a, b, a_h b_h)`: 1e-15 relative error in a jitted dot product.)
 
 Every function works on numpy arrays and on jax arrays (also under `jax.jit`): the array module
-is taken from the inputs. The least-squares solver runs them with numpy on the host; a sharded
-variant can run the same kernels with `jax.numpy`.
+is taken from the inputs. `tall_residual` and `tall_rmatmul` are the jax-only kernels for tall
+matrices (loops in XLA, compensated accumulation); the least-squares solvers run them on blocks of
+rows on the host and on each device's rows of a sharded design.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 Array = Any
 
@@ -48,8 +56,8 @@ def xp_of(*arrays: Any):
 
 _MASKS = {
     # Round the significand to its top 26 (float64) / 12 (float32) bits in the integer domain
-    # (add half of the dropped part, then clear it); `lo = a - hi` is exact and needs at most as
-    # many bits, so every partial product in `two_prod` is exact.
+    # (add half of the dropped part, then clear it). `hi` is then a multiple of 2^27 (2^12) units
+    # in the last place of `a`, and `lo = a - hi` is exact with |lo| <= 2^26 (2^11) units.
     np.dtype(np.float64): (np.uint64, 0xFFFFFFFFF8000000, 1 << 26),
     np.dtype(np.float32): (np.uint32, 0xFFFFF000, 1 << 11),
 }
@@ -67,8 +75,8 @@ def split(a: Array) -> tuple[Array, Array]:
     if xp is np:
         hi = ((a.view(uint) + uint(half)) & uint(mask)).view(dtype)
     else:
-        bits = jax.lax.bitcast_convert_type(a, uint)
-        hi = jax.lax.bitcast_convert_type((bits + jnp.asarray(half, uint)) & jnp.asarray(mask, uint), dtype)
+        bits = lax.bitcast_convert_type(a, uint)
+        hi = lax.bitcast_convert_type((bits + jnp.asarray(half, uint)) & jnp.asarray(mask, uint), dtype)
     return hi, a - hi
 
 
@@ -85,12 +93,23 @@ def fast_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     return s, b - (s - a)
 
 
+def _product_pair(ah: Array, al: Array, bh: Array, bl: Array) -> tuple[Array, Array]:
+    """`(ah + al)(bh + bl) == top + rest` exactly (unnormalised), from the split halves.
+
+    In units `g` = ulp(a)·ulp(b) (float64): `ah·bh` is a multiple of 2^54 g; `ah·bl + al·bh` is a
+    sum of multiples of 2^27 g of size <= 2^80 g, so it is exact; `top = fl(ah·bh + mid)` is below
+    2^106 g, so its rounding error is <= 2^52 g; adding `al·bl` (<= 2^52 g) gives <= 2^53 g: exact.
+    """
+    mid = ah * bl + al * bh
+    full = ah * bh
+    top = full + mid
+    return top, (mid - (top - full)) + al * bl
+
+
 def two_prod(a: Array, b: Array) -> tuple[Array, Array]:
     """`p + e == a * b` exactly, with `p = fl(a * b)` (barring underflow and overflow)."""
-    p = a * b
-    ah, al = split(a)
-    bh, bl = split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    top, rest = _product_pair(*split(a), *split(b))
+    return fast_two_sum(top, rest)
 
 
 def from_float(a: Array) -> DD:
@@ -196,3 +215,74 @@ def rmatmul(a: DD, r: DD, block_elements: int = 1 << 21) -> DD:
         part = sum_(mul(DD(ah[:, :, None], al[:, :, None]), DD(rh[:, None, :], rl[:, None, :])), axis=0)
         total = part if total is None else add(total, part)
     return total
+
+
+# ------------------------------------------------------------------ kernels for tall matrices (jax)
+# Compensated dot products (Ogita, Rump & Oishi's Dot2): each exact product's leading part is
+# added with `two_sum`, everything smaller is summed in plain arithmetic. The result is as
+# accurate as if computed in twice the working precision and then rounded (error about
+# eps·|result| + (m eps)²·sum|products| for m terms), at a third of the cost of normalising
+# every partial sum. `b_lo` may be None for a design that is exact in working precision.
+
+LANES = 16  # rows accumulated side by side in `tall_rmatmul` (one vector register row each)
+
+
+def tall_residual(b_hi: Array, b_lo: Array | None, z: DD, f: DD) -> DD:
+    """`f - b @ z` row by row in extended precision, for `b (n, p)`, `z (p, k)`, `f (n, k)` (jax).
+
+    A loop over the `p` columns, each step vectorised over the rows: every row sees its products
+    in the order `j = 0..p-1`.
+    """
+    zh, zl = split(z.hi)
+    cols_hi = b_hi.T  # (p, n): one contiguous row per column
+    cols_lo = None if b_lo is None else b_lo.T
+
+    def step(j, acc):
+        s, c = acc
+        col = cols_hi[j][:, None]
+        top, rest = _product_pair(*split(col), zh[j][None], zl[j][None])
+        small = rest + col * z.lo[j][None]
+        if cols_lo is not None:
+            small = small + cols_lo[j][:, None] * z.hi[j][None]
+        s, t = two_sum(s, -top)
+        return s, c + (t - small)
+
+    s, c = lax.fori_loop(0, b_hi.shape[1], step, (f.hi, f.lo))
+    return DD(*two_sum(s, c))
+
+
+def tall_rmatmul(b_hi: Array, b_lo: Array | None, r: DD) -> DD:
+    """`bᵀ @ r` in extended precision for `b (n, p)` and `r (n, k)` (jax): `(p, k)`.
+
+    `LANES` rows at a time (n is padded with zero rows to a multiple of it), each lane a
+    compensated sum over its rows; the lanes are then added pairwise in double-double.
+    """
+    n, p = b_hi.shape
+    k = r.hi.shape[1]
+    pad = (-n) % LANES
+    if pad:
+        def grow(a):
+            return None if a is None else jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+
+        b_hi, b_lo, r = grow(b_hi), grow(b_lo), DD(grow(r.hi), grow(r.lo))
+    blocks = (n + pad) // LANES
+
+    def lanes(a):
+        return None if a is None else a.reshape(blocks, LANES, a.shape[1])
+
+    bh, bl, rh, rl = lanes(b_hi), lanes(b_lo), lanes(r.hi), lanes(r.lo)
+
+    def step(i, acc):
+        s, c = acc
+        col = bh[i][:, :, None]
+        rows = rh[i][:, None, :]
+        top, rest = _product_pair(*split(col), *split(rows))
+        small = rest + col * rl[i][:, None, :]
+        if bl is not None:
+            small = small + bl[i][:, :, None] * rows
+        s, t = two_sum(s, top)
+        return s, c + (t + small)
+
+    zero = jnp.zeros((LANES, p, k), b_hi.dtype)
+    s, c = lax.fori_loop(0, blocks, step, (zero, zero))
+    return sum_(DD(*two_sum(s, c)), axis=0)
