@@ -4,8 +4,8 @@
   JAX variant is measured separately, by the runner, around `lower(...).compile()`).
 - Every call's output is waited for (`jax.block_until_ready`), so JAX's asynchronous dispatch
   cannot make a variant look faster than it is.
-- One sample is back-to-back calls — a calibrated `number` of them, repeated if the sample has
-  not yet lasted `min_sample_s` — and its per-call time is its duration divided by its calls.
+- One sample is back-to-back calls until it has lasted `min_sample_s`; its per-call time is its
+  duration divided by its number of calls.
 - The variants of one case are timed **interleaved** — sample 1 of every variant, then sample 2
   of every variant, ... — so that a slow spell of the machine (other processes, frequency
   changes) hits all of them alike and their ratios stay meaningful.
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-__all__ = ["TimingConfig", "Timing", "call_blocking", "calibrate", "time_interleaved"]
+__all__ = ["TimingConfig", "Timing", "call_blocking", "time_interleaved"]
 
 
 @dataclass(frozen=True)
@@ -82,41 +81,21 @@ def _run(fn: Callable[[], Any], number: int) -> float:
     return time.perf_counter() - start
 
 
-def _sample(fn: Callable[[], Any], number: int, min_sample_s: float) -> tuple[float, int]:
-    """One sample: blocks of `number` calls until at least `min_sample_s` has passed (the
-    calibration makes one block enough almost always). Returns (seconds, calls)."""
+def _sample(fn: Callable[[], Any], min_sample_s: float, max_calls: int) -> tuple[float, int]:
+    """One sample: blocking calls until `min_sample_s` has passed (or `max_calls` were made).
+
+    The clock is read after every call (tens of nanoseconds, against microseconds for a JAX
+    dispatch), so a function that slows down mid-sample cannot stretch it far past the target.
+    Returns (seconds, calls).
+    """
     start = time.perf_counter()
     n = 0
     while True:
-        for _ in range(number):
-            jax.block_until_ready(fn())
-        n += number
+        jax.block_until_ready(fn())
+        n += 1
         elapsed = time.perf_counter() - start
-        if elapsed >= min_sample_s:
+        if elapsed >= min_sample_s or n >= max_calls:
             return elapsed, n
-
-
-def calibrate(fn: Callable[[], Any], config: TimingConfig, first_call_s: float) -> int:
-    """Calls per sample so that one sample lasts at least `config.min_sample_s`.
-
-    From the warm-up time (`first_call_s`) when it is at least a millisecond; for faster calls,
-    grows `number` until a measured block of calls is long enough.
-    """
-    if first_call_s >= config.min_sample_s:
-        return 1
-    number = max(1, math.ceil(config.min_sample_s / max(first_call_s, 1e-7)))
-    number = min(number, config.max_number)
-    if first_call_s >= 1e-3:
-        # A millisecond call is timed reliably enough; should the calls run faster than the
-        # warm-up did, `_sample` simply repeats the block until the sample is long enough.
-        return min(config.max_number, math.ceil(number * 1.25))
-    while number < config.max_number:
-        elapsed = _run(fn, number)
-        if elapsed >= config.min_sample_s:
-            break
-        grow = config.min_sample_s / max(elapsed, 1e-9) * 1.2
-        number = min(config.max_number, max(number * 2, math.ceil(number * grow)))
-    return number
 
 
 def time_interleaved(
@@ -127,22 +106,20 @@ def time_interleaved(
     """Time zero-argument functions interleaved: sample `i` of every function, then `i + 1`.
 
     **Arguments:** `fns` name -> a zero-argument function (already warmed up: compiled and called
-    once); `config` the sampling rules; `warmup_s` name -> the duration of that first call (used
-    to calibrate; a fresh blocking call is timed when missing).
+    once); `config` the sampling rules; `warmup_s` name -> the duration of that first call
+    (recorded; a fresh blocking call is timed when missing).
 
     **Returns:** name -> `Timing` (per-call seconds).
     """
     warmup_s = dict(warmup_s or {})
-    numbers = {}
     for name, fn in fns.items():
         if name not in warmup_s:
             warmup_s[name] = _run(fn, 1)
-        numbers[name] = calibrate(fn, config, warmup_s[name])
     samples: dict[str, list[float]] = {name: [] for name in fns}
     calls: dict[str, list[int]] = {name: [] for name in fns}
     for _ in range(config.samples):
         for name, fn in fns.items():
-            elapsed, n = _sample(fn, numbers[name], config.min_sample_s)
+            elapsed, n = _sample(fn, config.min_sample_s, config.max_number)
             samples[name].append(elapsed / n)
             calls[name].append(n)
     out = {}
