@@ -24,7 +24,7 @@ from ._extended import DD
 
 
 class Design(NamedTuple):
-    b: DD                      # (n, p) the matrix that is factorised
+    b: DD                      # (n, p) the matrix that is factorised; b.lo None: exact in float64
     u: DD                      # (p, p) natural coefficients = u @ z
     intercept: bool            # has a constant column: R² is centred
     penalised: np.ndarray      # (p,) bool: which natural coefficients ridge penalises
@@ -53,8 +53,8 @@ def _shift_scale(x: np.ndarray, c: float, s: float) -> DD:
 def general(phi: np.ndarray) -> Design:
     """The design as given (`u = I`); intercept if some column is constant and nonzero."""
     n, p = phi.shape
-    const = bool(n) and np.any(np.all(phi == phi[:1], axis=0) & np.any(phi != 0, axis=0))
-    return Design(ext.from_float(phi), ext.from_float(np.eye(p, dtype=phi.dtype)), bool(const),
+    const = bool(n) and np.any((phi.min(axis=0) == phi.max(axis=0)) & (phi[0] != 0))
+    return Design(DD(phi, None), ext.from_float(np.eye(p, dtype=phi.dtype)), bool(const),
                   np.ones(p, bool), tuple(f"B{j}" for j in range(p)))
 
 
@@ -90,7 +90,7 @@ def affine(X: np.ndarray, intercept: bool) -> Design:
     """Columns `[1, X]` (or `X`) with each predictor centred and scaled by a power of two."""
     n, d = X.shape
     if not intercept:
-        return Design(ext.from_float(X), ext.from_float(np.eye(d)), False, np.ones(d, bool),
+        return Design(DD(X, None), ext.from_float(np.eye(d)), False, np.ones(d, bool),
                       tuple(f"B{j}" for j in range(1, d + 1)))
     lo_x = X.min(axis=0) if n else np.zeros(d)
     hi_x = X.max(axis=0) if n else np.zeros(d)
@@ -111,5 +111,5 @@ def equilibrate(design: Design) -> Design:
     norms = np.max(np.abs(design.b.hi), axis=0, initial=0.0)
     exps = np.array([math.frexp(v)[1] if v > 0 and math.isfinite(v) else 0 for v in norms])
     scale = np.ldexp(1.0, -exps)
-    return design._replace(b=DD(design.b.hi * scale, design.b.lo * scale),
-                           u=DD(design.u.hi * scale, design.u.lo * scale))
+    lo = None if design.b.lo is None else design.b.lo * scale
+    return design._replace(b=DD(design.b.hi * scale, lo), u=DD(design.u.hi * scale, design.u.lo * scale))

@@ -16,17 +16,19 @@ Gram matrix in double-double used for the standard errors).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import scipy.linalg
 from jaxtyping import ArrayLike
 
 from . import _basis
 from . import _extended as ext
 from ._extended import DD
-from ._qr import QRFactor, qr_factor, solve_augmented
+from ._qr import HOST, LinearOps, solve_triangular
 from ._refine import refine_augmented, refined_inverse_diagonal
 from ._result import LeastSquaresResult, PrecisionWarning, RankDeficiencyWarning
 
@@ -106,14 +108,7 @@ def _rank_deficiency_message(where: str, rank: int, p: int, cond: float, action:
             f"combine collinear columns, lower the degree, or pass ridge > 0")
 
 
-def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, where: str,
-         out_dtype: np.dtype, squeeze: bool, stacklevel: int = 3,
-         factorise: Callable[[np.ndarray], QRFactor] = qr_factor,
-         solve: Callable[[QRFactor, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = solve_augmented,
-         ) -> LeastSquaresResult:
-    """The pipeline behind the public functions: ridge rows, equilibration, factorisation, solve,
-    refinement, statistics. `factorise` and `solve` are the replaceable pieces (a distributed
-    tall-skinny QR returns the same `QRFactor`)."""
+def _check_method_and_ridge(method: str, ridge: Any, where: str) -> float:
     if method not in METHODS:
         raise ValueError(f"{where}: method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     try:
@@ -122,25 +117,43 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
         raise TypeError(f"{where}: ridge must be a non-negative number; got {ridge!r}") from None
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"{where}: ridge must be a finite number >= 0; got {ridge}")
-    n, p = design.b.shape
+    return ridge
+
+
+def _with_penalty_rows(design: _basis.Design, y: np.ndarray, ridge: float) -> tuple[_basis.Design, np.ndarray]:
+    """Ridge as least squares: rows `sqrt(ridge) (u z)_j` for each penalised natural coefficient."""
+    if ridge == 0:
+        return design, y
+    pen = np.flatnonzero(design.penalised)
+    rows = ext.mul_float(DD(design.u.hi[pen], design.u.lo[pen]), np.float64(math.sqrt(ridge)))
+    lo = np.vstack([design.b.lo if design.b.lo is not None else np.zeros_like(design.b.hi), rows.lo])
+    design = design._replace(b=DD(np.vstack([design.b.hi, rows.hi]), lo))
+    return design, np.vstack([y, np.zeros((pen.size, y.shape[1]))])
+
+
+def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, where: str,
+         out_dtype: np.dtype, squeeze: bool, stacklevel: int = 3, ops: LinearOps = HOST) -> LeastSquaresResult:
+    """The pipeline behind the public functions, on one device or many: ridge rows, equilibration,
+    factorisation, solve, refinement, statistics. `ops` says where the rows live and how the
+    design is factorised and multiplied (`HOST`, or the sharded backend of
+    `mmljax.distributed`); a design with fewer rows than columns always runs on the host."""
+    ridge = _check_method_and_ridge(method, ridge, where)
+    n, p = design.b.hi.shape
     k = y.shape[1]
     if p == 0:
         raise ValueError(f"{where}: the design has no columns")
-
-    if ridge > 0:  # penalty rows sqrt(ridge) * (u z)_j for each penalised natural coefficient
-        pen = np.flatnonzero(design.penalised)
-        rows = ext.mul_float(DD(design.u.hi[pen], design.u.lo[pen]), np.float64(math.sqrt(ridge)))
-        design = design._replace(b=DD(np.vstack([design.b.hi, rows.hi]), np.vstack([design.b.lo, rows.lo])))
-        y_aug = np.vstack([y, np.zeros((pen.size, k))])
-    else:
-        y_aug = y
+    design, y_aug = _with_penalty_rows(design, y, ridge)
     design = _basis.equilibrate(design)
-    b, u = design.b, design.u
-    m = b.shape[0]
+    u = design.u
+    m = design.b.hi.shape[0]
+    if m < p:
+        ops = HOST  # no thin QR of a wide matrix to distribute
     eps = float(np.finfo(np.float64).eps)
 
-    factor = factorise(b.hi) if m >= p else None
-    sv = np.linalg.svd(factor.r if factor is not None else b.hi, compute_uv=False)
+    b, f = ops.place(design.b, y_aug)
+    factor = ops.factorise(b)
+    r_fac = factor.r
+    sv = np.linalg.svd(r_fac, compute_uv=False)
     sv_max = float(sv[0]) if sv.size else 0.0
     tol = sv_max * eps * max(m, p)
     rank = int(np.sum(sv > tol))
@@ -156,13 +169,17 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
         warnings.warn(_rank_deficiency_message(where, rank, p, cond, action), RankDeficiencyWarning,
                       stacklevel=stacklevel)
 
-    f = ext.from_float(y_aug)
+    f_dd = ext.from_float(f)
+    g0 = ext.from_float(np.zeros((p, k)))
     steps, converged = 0, False
+    gram = gram_obs = None
+    if resolved in ("cholesky", "normal") or ridge > 0:
+        gram, gram_obs, rhs = ops.gram(b, f, n)
     if resolved == "qr":
-        if factor is None or np.any(np.diag(factor.r) == 0):
+        if m < p or np.any(np.diag(r_fac) == 0):
             raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as "
                              f"columns ({m} x {p}, rank {rank}); use method='svd' (minimum-norm) or 'auto'")
-        ref = refine_augmented(b, factor, f, ext.from_float(np.zeros((p, k))), solve=solve)
+        ref = refine_augmented(b, factor, f_dd, g0, ops=ops)
         z, r = ref.z, ref.r
         steps, converged = ref.steps, ref.converged
         if not converged and rank == p:
@@ -170,11 +187,17 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
                           f"(condition number {cond:.3g}); the coefficients may have fewer correct digits",
                           PrecisionWarning, stacklevel=stacklevel)
     else:
-        z = ext.from_float(_solve_plain(resolved, b.hi, y_aug, tol, where, cond))
-        r = ext.sub(f, ext.matmul(b, z))
+        if resolved == "svd":  # B = Q R = (Q U) S Vᵀ: the minimum-norm solution from R's SVD and Qᵀf
+            us, s, vt = np.linalg.svd(r_fac, full_matrices=False)
+            keep = s > tol
+            z_w = vt[keep].T @ ((us[:, keep].T @ ops.qt(b, factor, f)) / s[keep, None])
+        else:
+            z_w = _solve_gram(resolved, gram, rhs, where, cond)
+        z = ext.from_float(z_w)
+        r, _ = ops.residual(b, f_dd, g0, None, z)
 
     coef = ext.matmul(u, z).hi
-    res = DD(r.hi[:n], r.lo[:n])
+    res = DD(ops.to_host(r.hi)[:n], ops.to_host(r.lo)[:n])
     rss = ext.square_sum(res, axis=0).hi
     if design.intercept:
         mean = ext.div(ext.sum_(ext.from_float(y), axis=0), ext.from_float(np.full(k, float(n))))
@@ -184,12 +207,7 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
     with np.errstate(divide="ignore", invalid="ignore"):
         r_squared = 1.0 - rss / tss
 
-    bn = b.hi[:n]
-    gram = b.hi.T @ b.hi
-    if ridge > 0:
-        dof = n - float(np.trace(np.linalg.solve(gram, bn.T @ bn)))
-    else:
-        dof = float(n - rank)
+    dof = n - float(np.trace(np.linalg.solve(gram, gram_obs))) if ridge > 0 else float(n - rank)
     if dof > 0:
         sigma = np.sqrt(rss / dof)
     else:
@@ -201,17 +219,18 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
     var = None
     if resolved == "qr" and ridge == 0 and n * p * p <= _REFINED_SE_LIMIT:
         # diag((AᵀA)⁻¹) = diag(u (BᵀB)⁻¹ uᵀ) from the Gram matrix in double-double ...
-        var = refined_inverse_diagonal(b, factor, u)
+        var = refined_inverse_diagonal(ops.gram_dd(b), r_fac, u)
         if var is None and n * p * p <= _REFINED_SE_LIMIT / 4:
             # ... or, when cond(B)² eps is too large for that, as ||B (BᵀB)⁻¹ uᵀ e_j||² from refined
             # augmented solves with f = 0, g = uᵀ (contracts like cond(B) eps)
-            var_ref = refine_augmented(b, factor, ext.from_float(np.zeros((m, p))), DD(u.hi.T.copy(), u.lo.T.copy()),
-                                       solve=solve)
-            var = ext.square_sum(var_ref.r, axis=0).hi
+            xp = ext.xp_of(b.hi)
+            var_ref = refine_augmented(b, factor, ext.from_float(xp.zeros_like(b.hi)),
+                                       DD(u.hi.T.copy(), u.lo.T.copy()), ops=ops)
+            var = ext.square_sum(DD(ops.to_host(var_ref.r.hi), ops.to_host(var_ref.r.lo)), axis=0).hi
     if var is None:
-        cov_z = _cov_z(resolved, factor, b.hi, gram, tol)
+        cov_z = _cov_z(resolved, r_fac, gram, tol)
         if ridge > 0:
-            cov_z = cov_z @ (bn.T @ bn) @ cov_z
+            cov_z = cov_z @ gram_obs @ cov_z
         var = np.sum((u.hi @ cov_z) * u.hi, axis=1)
     se = np.sqrt(np.maximum(var, 0.0))[:, None] * sigma[None, :]
 
@@ -230,18 +249,12 @@ def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, whe
         names=design.names, fitted=out(fitted))
 
 
-def _solve_plain(method: str, a: np.ndarray, y: np.ndarray, tol: float, where: str, cond: float) -> np.ndarray:
-    if method == "svd":
-        us, s, vt = np.linalg.svd(a, full_matrices=False)
-        keep = s > tol
-        return vt[keep].T @ ((us[:, keep].T @ y) / s[keep, None])
-    gram, rhs = a.T @ a, a.T @ y
+def _solve_gram(method: str, gram: np.ndarray, rhs: np.ndarray, where: str, cond: float) -> np.ndarray:
+    """The normal equations `BᵀB z = Bᵀf` by Cholesky ("cholesky") or a general solve ("normal")."""
     hint = (f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
             f"use method='qr' (the default 'auto')")
     try:
         if method == "cholesky":
-            import scipy.linalg
-
             z = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, lower=True, check_finite=False), rhs,
                                        check_finite=False)
         else:
@@ -253,18 +266,26 @@ def _solve_plain(method: str, a: np.ndarray, y: np.ndarray, tol: float, where: s
     return z
 
 
-def _cov_z(method: str, factor, a: np.ndarray, gram: np.ndarray, tol: float) -> np.ndarray:
-    """(BᵀB)⁻¹ (pseudo-inverse when rank deficient) in working precision."""
+def _cov_z(method: str, r: np.ndarray, gram: np.ndarray | None, tol: float) -> np.ndarray:
+    """(BᵀB)⁻¹ (pseudo-inverse when rank deficient) in working precision, from `R` or the Gram matrix."""
     if method == "qr":
-        import scipy.linalg
-
-        rinv = scipy.linalg.solve_triangular(factor.r, np.eye(factor.r.shape[0]), check_finite=False)
+        rinv = solve_triangular(r, np.eye(r.shape[0]))
         return rinv @ rinv.T
-    if method == "svd":
-        _, s, vt = np.linalg.svd(a, full_matrices=False)
+    if method == "svd":  # BᵀB = RᵀR = V S² Vᵀ
+        _, s, vt = np.linalg.svd(r, full_matrices=False)
         keep = s > tol
         return (vt[keep].T / s[keep] ** 2) @ vt[keep]
     return np.linalg.inv(gram)
+
+
+def _backend(mesh: Any, where: str) -> tuple[LinearOps, Any]:
+    """`HOST`, or the backend that keeps the rows split over `mesh` and the float64 scope it computes in."""
+    if mesh is None:
+        return HOST, contextlib.nullcontext()
+    from ..distributed._compat import float64_scope
+    from ..distributed.least_squares import sharded_ops
+
+    return sharded_ops(mesh, where), float64_scope()
 
 
 def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: float = 0.0,
@@ -283,20 +304,20 @@ def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: 
       condition number) or "normal" (the same equations by a general solve).
     - `ridge`: penalty weight `>= 0` on every coefficient.
     - `mesh`: a `jax.sharding.Mesh` whose first axis splits the rows over devices: the same fit by
-      tall-skinny QR and refinement on the devices (`mmljax.distributed.least_squares_sharded`).
+      tall-skinny QR and refinement on the devices (see `mmljax.distributed.least_squares_sharded`),
+      in float64 whatever `jax_enable_x64` says.
 
     **Returns:** a `LeastSquaresResult` (coefficients `(p,)` or `(p, k)`, residuals, rss,
     residual_sd, r_squared, standard_errors, rank, condition_number, method, dtype,
     refinement_steps, ...), as numpy arrays in the input dtype. float32 inputs give a
     `PrecisionWarning`.
     """
-    if mesh is not None:
-        from ..distributed.least_squares import least_squares_sharded
-
-        return least_squares_sharded(Phi, y, mesh=mesh, method=method, ridge=ridge)
-    phi, yy, dtype, squeeze = _prepare(Phi, y, "least_squares", "Phi", (2,))
-    return _fit(_basis.general(phi), yy, method=method, ridge=ridge, where="least_squares",
-                out_dtype=dtype, squeeze=squeeze)
+    where = "least_squares"
+    ops, scope = _backend(mesh, where)
+    phi, yy, dtype, squeeze = _prepare(Phi, y, where, "Phi", (2,))
+    with scope:
+        return _fit(_basis.general(phi), yy, method=method, ridge=ridge, where=where, out_dtype=dtype,
+                    squeeze=squeeze, ops=ops)
 
 
 def linear_regression(X: ArrayLike, y: ArrayLike, *, intercept: bool = True, method: str = "auto",
@@ -310,15 +331,14 @@ def linear_regression(X: ArrayLike, y: ArrayLike, *, intercept: bool = True, met
     (`B1..Bd` without intercept). Each predictor is centred and scaled internally (exactly undone),
     which is what makes Longley accurate to 12+ digits.
     """
-    if mesh is not None:
-        from ..distributed.least_squares import linear_regression_sharded
-
-        return linear_regression_sharded(X, y, mesh=mesh, intercept=intercept, method=method, ridge=ridge)
-    X_, yy, dtype, squeeze = _prepare(X, y, "linear_regression", "X", (1, 2))
+    where = "linear_regression"
+    ops, scope = _backend(mesh, where)
+    X_, yy, dtype, squeeze = _prepare(X, y, where, "X", (1, 2))
     if X_.ndim == 1:
         X_ = X_[:, None]
-    return _fit(_basis.affine(X_, bool(intercept)), yy, method=method, ridge=ridge, where="linear_regression",
-                out_dtype=dtype, squeeze=squeeze)
+    with scope:
+        return _fit(_basis.affine(X_, bool(intercept)), yy, method=method, ridge=ridge, where=where,
+                    out_dtype=dtype, squeeze=squeeze, ops=ops)
 
 
 def polyfit(x: ArrayLike, y: ArrayLike, degree: int, *, intercept: bool = True, method: str = "auto",
@@ -332,16 +352,14 @@ def polyfit(x: ArrayLike, y: ArrayLike, degree: int, *, intercept: bool = True, 
     (note: the reverse of `numpy.polyfit`). The fit is done on `t = (x - c) / s` in [-1, 1] and
     mapped back exactly.
     """
-    if mesh is not None:
-        from ..distributed.least_squares import polyfit_sharded
-
-        return polyfit_sharded(x, y, degree, mesh=mesh, intercept=intercept, method=method, ridge=ridge)
     where = "polyfit"
+    ops, scope = _backend(mesh, where)
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
         raise TypeError(f"{where}: degree must be an int; got {type(degree).__name__}")
     if degree < (0 if intercept else 1):
         raise ValueError(f"{where}: degree must be >= {0 if intercept else 1}"
                          f"{'' if intercept else ' without an intercept'}; got {degree}")
     x_, yy, dtype, squeeze = _prepare(x, y, where, "x", (1,))
-    return _fit(_basis.polynomial(x_, int(degree), bool(intercept)), yy, method=method, ridge=ridge,
-                where=where, out_dtype=dtype, squeeze=squeeze)
+    with scope:
+        return _fit(_basis.polynomial(x_, int(degree), bool(intercept)), yy, method=method, ridge=ridge,
+                    where=where, out_dtype=dtype, squeeze=squeeze, ops=ops)
