@@ -172,6 +172,7 @@ def _plot_error(ctx, sweep, cfg):
         ax.fill_between(d, np.quantile(a, 0.25, axis=0), np.quantile(a, 0.75, axis=0), color=color, alpha=0.2)
     ax.axhline(cfg["noise"], color="gray", ls=":", lw=1, label="noise σ")
     ax.set_yscale("log")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 20 * cfg["noise"]))  # keep the U visible next to the blow-up
     ax.set_xlabel("polynomial degree")
     ax.set_ylabel("RMSE")
     ax.set_title(f"Error vs degree over {cfg['draws']} draws (bands: quartiles)")

@@ -33,7 +33,8 @@ NAME = "derivative_accuracy"
 DESCRIPTION = "Hand vs autodiff vs finite differences over the catalogue; the finite-difference V-curve in float32/64."
 
 QUICK = dict(catalogue_rows=8, sizes="first", draws=1, n_steps=49)
-FULL = dict(catalogue_rows=None, sizes="small+medium", draws=2, n_steps=161)
+# Medium sizes are left out: checking them hung inside XLA:CPU executions on this 2-core machine.
+FULL = dict(catalogue_rows=None, sizes="small", draws=3, n_steps=161)
 
 X0 = 1.0  # the V-curve's point: f = sin, f' = cos 1, f'' = −sin 1, f''' = −cos 1
 FLOOR = 1e-17  # errors of exactly zero are drawn at this level on log axes
@@ -63,7 +64,8 @@ def catalogue_study(cfg: dict, seed: int) -> dict:
     # (2 cores, medium sizes: every thread waiting in np.asarray of its result, no CPU used).
     groups: dict[tuple, list] = {}
     for row in rows:
-        sizes = (row.sizes[0],) if cfg["sizes"] == "first" else tuple(row.sizes) + tuple(row.medium_sizes)
+        sizes = {"first": tuple(row.sizes[:1]), "small": tuple(row.sizes),
+                 "small+medium": tuple(row.sizes) + tuple(row.medium_sizes)}[cfg["sizes"]]
         groups.setdefault(sizes, []).append(row)
     by_name = {}
     for sizes, group in groups.items():
