@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", action="append", default=[], metavar="NAME",
                    help="run only this case: name, substring, glob or issue number 1-6 (repeatable)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--only", metavar="SIZES", default="",
+                   help="run only the points with these sizes, e.g. --only N=1000000,D=100")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision (default float64)")
     p.add_argument("--peers", action="store_true", help="also time PyTorch (torch.func) when it is installed")
     p.add_argument("--json", metavar="PATH", help="write every number as JSON (schema mmljax.bench/1)")
@@ -72,12 +74,27 @@ def _default_memory_limit() -> float:
         return 4e9
 
 
+def _parse_only(text: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        try:
+            pairs.append((key.strip(), int(float(value))))
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise ValueError(f"--only expects NAME=INTEGER pairs separated by commas (e.g. N=1000000,D=100); "
+                             f"got {item!r}")
+    return tuple(pairs)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run (recorded in the JSON and markdown)."""
     parts = ["mmljax", "bench"]
     parts += ["--quick"] if args.quick else ["--tiny"] if args.tiny else []
     for c in args.case:
         parts += ["--case", c]
+    parts += ["--only", args.only] if args.only else []
     parts += ["--dtype", args.dtype] + (["--peers"] if args.peers else [])
     for flag, value, default in (("--seed", args.seed, 0), ("--min-sample-s", args.min_sample_s, 0.1),
                                  ("--samples", args.samples, 5), ("--memory-limit", args.memory_limit, None),
@@ -116,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be at least 5 (a median and a spread need them); got {args.samples}")
     if args.memory_limit is not None and args.memory_limit <= 0:
         raise ValueError(f"--memory-limit must be a positive number of GB; got {args.memory_limit}")
+    only = _parse_only(args.only)
     max_variant_s = args.max_variant_s if args.max_variant_s is not None else (5.0 if args.quick or args.tiny else 60.0)
     if max_variant_s <= 0:
         raise ValueError(f"--max-variant-s must be positive; got {max_variant_s}")
@@ -123,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype, sweep="quick" if args.quick else "tiny" if args.tiny else "full", peers=args.peers,
         seed=args.seed,
         memory_limit_bytes=args.memory_limit * 1e9 if args.memory_limit else _default_memory_limit(),
-        max_variant_s=max_variant_s,
+        max_variant_s=max_variant_s, only=only,
     )
     config = TimingConfig(min_sample_s=args.min_sample_s, samples=args.samples)
     command = _command(args)

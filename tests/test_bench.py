@@ -325,3 +325,14 @@ def test_gpu_check_script_is_valid_and_complete():
     for needed in ("--no-deps --no-build-isolation -e .", "PYTHONPATH", "-m pytest", "mmljax bench --quick",
                    "for dtype in float32 float64", "MMLJAX_GPU_OUT", "--json", "--markdown"):
         assert needed in text, needed
+
+
+def test_only_selects_points_by_size(capsys, tmp_path):
+    argv = ["bench", "--tiny", "--case", "matrix-grad", "--only", "n=9", "--no-machine", "--min-sample-s", "0.001",
+            "--json", str(tmp_path / "o.json")]
+    assert main(argv) == 0
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert [p["sizes"] for p in doc["cases"][0]["points"]] == [{"n": 9}]
+    assert "--only n=9" in doc["command"]
+    assert main(["bench", "--tiny", "--only", "n"]) == 2
+    assert "NAME=INTEGER" in capsys.readouterr().err

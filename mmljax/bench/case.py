@@ -30,7 +30,8 @@ class Settings:
     also time optional peers (PyTorch) when importable; `seed` for the data;
     `memory_limit_bytes` skips a JAX variant whose compiled temporaries would exceed it (checked
     before it runs); `max_variant_s`: a variant whose single call takes so long that `samples + 1`
-    calls would exceed this is measured by that one call only (`number == 1`, one sample).
+    calls would exceed this is measured by that one call only (`number == 1`, one sample);
+    `only` keeps the points whose sizes match every `(name, value)` pair (e.g. `(("N", 10**6),)`).
     """
 
     dtype: str = "float64"
@@ -39,6 +40,7 @@ class Settings:
     seed: int = 0
     memory_limit_bytes: float = 4e9
     max_variant_s: float = 60.0
+    only: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         if self.dtype not in ("float32", "float64"):

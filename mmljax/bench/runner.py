@@ -243,6 +243,8 @@ def run_case(
     try:
         points: Iterable[Point] = case.points(settings)
         for point in points:
+            if settings.only and any(point.sizes.get(k) != v for k, v in settings.only):
+                continue
             if progress:
                 progress(f"{case.name} {point.label or point.sizes}")
             result.points.append(run_point(point, settings, config, limits))
