@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._validate import require_callable, require_float_tree
-from .finite_diff import fd_directional, fd_hessian, fd_jacobian, taylor_steps, taylor_verdict
+from .finite_diff import _map, fd_directional, fd_hessian, fd_jacobian, taylor_steps, taylor_verdict
 from .layout import ravel_vec
 
 __all__ = [
@@ -273,7 +273,7 @@ def _program(f: Callable, hand: Callable, order: int) -> Callable:
                 out["finite_diff"] = fd_hessian(F, x)
         steps = taylor_steps(x, v)
         out["taylor_steps"], out["taylor_f0"] = steps, G(x)
-        out["taylor_fh"] = jax.vmap(lambda h: G(x + h * v))(steps)
+        out["taylor_fh"] = _map(lambda h: G(x + h * v), steps)
         return out
 
     return jax.jit(witnesses)
@@ -402,7 +402,7 @@ def _check_directions(f, D, x, order, layout, out_shape, rtol, atol, fd_rtol, n,
             if k not in worst or w.max_rel > worst[k].max_rel:
                 worst[k] = w
         steps = taylor_steps(x, v)
-        fh = jax.vmap(lambda h: g(x + h * v))(steps)
+        fh = _map(lambda h: g(x + h * v), steps)
         t = taylor_verdict(steps, g(x), fh, Dv, eps)
         tw = Witness("taylor", t.ok, float(t.remainders[-1]), t.order, 1.8)
         if "taylor" not in worst or not tw.ok:

@@ -32,6 +32,41 @@ __all__ = [
 ]
 
 
+# Primitives that lower to LAPACK custom calls on CPU.
+_LINALG = frozenset({
+    "lu", "lu_pivots_to_permutation", "cholesky", "eigh", "eig", "qr", "geqrf", "geqp3",
+    "householder_product", "svd", "triangular_solve", "schur", "hessenberg", "tridiagonal",
+    "tridiagonal_solve",
+})
+
+
+def _primitives(jaxpr) -> set[str]:
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+                if hasattr(inner, "eqns"):
+                    names |= _primitives(inner)
+    return names
+
+
+def _map(f: Callable, xs: Array) -> Array:
+    """`f` over the leading axis of `xs`: batched (`vmap`), or in a loop when `f` does linear algebra.
+
+    A batched `f` turns linear algebra (LU for `det`/`inv`/`solve`, QR, eigh, ...) into batched
+    LAPACK calls, which jaxlib parallelises over XLA:CPU's intra-op thread pool from inside that
+    pool; with two cores this deadlocks now and then (observed with jax 0.10: a worker blocked in
+    `ParallelBatchMap` of `lapack_dgetrf_ffi`). For such `f` a `lax.map` loop evaluates one point
+    at a time; everything else keeps the faster `vmap`.
+    """
+    jaxpr = jax.make_jaxpr(f)(jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
+    if _primitives(jaxpr.jaxpr) & _LINALG:
+        return jax.lax.map(f, xs)
+    return jax.vmap(f)(xs)
+
+
 def central_step(x: Array, power: float = 1 / 3) -> Array:
     """Per-element step `eps^power · max(1, |x|)` in the dtype of `x`."""
     x = jnp.asarray(x)
@@ -47,7 +82,8 @@ def _basis(x: Array) -> Array:
 def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
     """Central-difference Jacobian, shape `out_shape + in_shape`.
 
-    One pair of evaluations of `f` per input element (vmapped), error `O(h²) + O(eps/h)`.
+    One pair of evaluations of `f` per input element (batched; looped when `f` does linear
+    algebra, see `_map`), error `O(h²) + O(eps/h)`.
     """
     require_callable(f, "fd_jacobian")
     require_float_tree(x, "fd_jacobian")
@@ -56,7 +92,7 @@ def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = N
     # Make the step exactly representable so that (x + h) - (x - h) == 2h.
     h = ((x + h) - x)
     E = _basis(x) * h
-    cols = jax.vmap(lambda e: (f(x + e) - f(x - e)))(E)  # (n,) + out_shape
+    cols = _map(lambda e: (f(x + e) - f(x - e)), E)  # (n,) + out_shape
     cols = cols / (2 * h.reshape((-1,) + (1,) * (cols.ndim - 1)))
     out_ndim = cols.ndim - 1
     J = jnp.moveaxis(cols, 0, -1)  # out_shape + (n,)
@@ -85,9 +121,9 @@ def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = No
         def entry(ej):
             return f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
 
-        return jax.vmap(entry)(E)
+        return _map(entry, E)
 
-    H = jax.vmap(row)(E)  # (n, n)
+    H = _map(row, E)  # (n, n)
     hf = h.ravel()
     H = H / (4 * hf[:, None] * hf[None, :])
     H = 0.5 * (H + H.T)
@@ -185,5 +221,5 @@ def taylor_test(
     if v.shape != x.shape:
         raise ValueError(f"taylor_test: v must have the shape of x {x.shape}; got {v.shape}")
     steps = taylor_steps(x, v, n_steps)
-    fh = jax.vmap(lambda h: f(x + h * v))(steps)
+    fh = _map(lambda h: f(x + h * v), steps)
     return taylor_verdict(steps, f(x), fh, jv, float(jnp.finfo(x.dtype).eps), min_order)

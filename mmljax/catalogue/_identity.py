@@ -19,6 +19,7 @@ back to fewer options.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
@@ -185,6 +186,9 @@ def require_x64(where: str) -> None:
         )
 
 
+_EXECUTE_LOCK = threading.Lock()
+
+
 class _Compiled:
     """A jitted function compiled once per argument signature, small ones with `FAST_COMPILE`."""
 
@@ -201,7 +205,11 @@ class _Compiled:
             small = sum(math.prod(np.shape(a)) for a in leaves) <= _FAST_COMPILE_MAX_ELEMENTS
             exe = _compile(lowered) if small else lowered.compile()
             self._cache[key] = exe
-        return exe(*args)
+        # Compile in parallel, execute one program at a time: two XLA:CPU executions started
+        # from two Python threads can deadlock on the shared intra-op thread pool on a 2-core
+        # machine (seen with `mmljax check --sizes medium`).
+        with _EXECUTE_LOCK:
+            return jax.block_until_ready(exe(*args))
 
 
 def _compile(lowered):
