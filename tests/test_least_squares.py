@@ -18,6 +18,7 @@ from mmljax.solvers import (
     polyfit,
 )
 from mmljax.solvers import _extended as ext
+from mmljax.solvers import _qr
 from mmljax.solvers._qr import qr_factor, solve_augmented
 from mmljax.solvers._refine import refine_augmented
 
@@ -189,21 +190,88 @@ def _exact_fit(A, y):
     return np.array([float(b) for b in beta]), np.array([float(s2 * d) ** 0.5 for d in inv_diag])
 
 
-@pytest.mark.parametrize("cond_exp", [3, 9])
-def test_coefficients_and_standard_errors_match_exact_arithmetic(cond_exp):
-    """cond 1e3 takes the double-double Gram path for the standard errors, cond 1e9 (too
-    ill-conditioned for it) the refined augmented solves; both reach ~1e-12 of the exact values."""
-    rng = np.random.default_rng(cond_exp)
-    n, p = 12, 3
+@pytest.fixture
+def large_design_paths(monkeypatch):
+    """What a large design gets, on a small one: rows in XLA blocks, the Gram-matrix factor
+    (implicit Q) and the jitted double-double kernels (the host backend's threshold set to 0)."""
+    monkeypatch.setattr(_qr, "LARGE_PRODUCTS", 0)
+
+
+def _conditioned(cond_exp, n=12, p=3):
+    rng = np.random.default_rng(int(cond_exp))
     u, _ = np.linalg.qr(rng.standard_normal((n, p)))
     v, _ = np.linalg.qr(rng.standard_normal((p, p)))
     A = (u * np.logspace(0, -cond_exp, p)) @ v.T
-    y = A @ np.array([1.0, -2.0, 3.0]) + 1e-3 * rng.standard_normal(n)
+    return A, A @ (np.arange(1.0, p + 1) * (-1.0) ** np.arange(p)) + 1e-3 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("paths", ["small", "large"])
+@pytest.mark.parametrize("cond_exp", [3, 9])
+def test_coefficients_and_standard_errors_match_exact_arithmetic(cond_exp, paths, request):
+    """cond 1e3 takes the double-double Gram path for the standard errors, cond 1e9 (too
+    ill-conditioned for it) the refined augmented solves; both reach ~1e-12 of the exact values,
+    with the small-design paths and with the large-design ones (cond 1e3: Gram-matrix factor;
+    cond 1e9: too ill-conditioned for it, Householder; jitted kernels for both)."""
+    if paths == "large":
+        request.getfixturevalue("large_design_paths")
+    A, y = _conditioned(cond_exp)
     beta, se = _exact_fit(A, y)
     res = least_squares(A, y)
     np.testing.assert_allclose(res.coefficients, beta, rtol=1e-12)
     np.testing.assert_allclose(res.standard_errors, se, rtol=1e-11)
     assert res.condition_number == pytest.approx(10.0**cond_exp, rel=0.5)
+    assert res.refinement_converged
+
+
+def test_a_gram_factor_that_does_not_converge_falls_back_to_householder(large_design_paths, monkeypatch):
+    """A wrong `R` (one diagonal entry off by 3x) makes the refinement stall: the fit starts again
+    from Householder QR and still matches exact arithmetic."""
+    A, y = _conditioned(4)
+    good = _qr.cholesky_factor
+    monkeypatch.setattr(_qr, "cholesky_factor", lambda gram, limit: good(gram, limit)._replace(
+        r=good(gram, limit).r * np.array([1.0, 1.0, 3.0])[:, None]))
+    used = []
+    householder = _qr.qr_factor
+    monkeypatch.setattr(_qr, "qr_factor", lambda b: used.append(b.shape) or householder(b))
+    res = least_squares(A, y)
+    assert used == [A.shape] and res.refinement_converged
+    np.testing.assert_allclose(res.coefficients, _exact_fit(A, y)[0], rtol=1e-12)
+
+
+def test_large_and_small_design_paths_agree(problem, monkeypatch):
+    """Multiple right-hand sides, an intercept (a design with a `lo` part): the large-design paths
+    give the small-design answer to double-double accuracy, and every statistic to ~1e-15."""
+    X, y = problem
+    Y = np.column_stack([y, X[:, 0] - y])
+    small = linear_regression(X, Y)
+    monkeypatch.setattr(_qr, "LARGE_PRODUCTS", 0)
+    large = linear_regression(X, Y)
+    for field in ("coefficients", "standard_errors", "residuals", "rss", "residual_sd", "r_squared"):
+        np.testing.assert_allclose(getattr(large, field), getattr(small, field), rtol=1e-14, atol=1e-17,
+                                   err_msg=field)
+    assert large.refinement_steps <= 3 and large.refinement_converged
+
+
+def test_a_large_design_takes_the_fast_paths_and_stays_accurate(monkeypatch):
+    """65 536 x 16 (m p² = 2^24): XLA blocks, Gram-matrix factor and kernels with the default threshold;
+    coefficients as lstsq's to 1e-12, residuals orthogonal to the columns to double-double level,
+    two refinement steps."""
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((65536, 16)) * np.logspace(0, 3, 16)
+    y = A @ rng.standard_normal(16) + rng.standard_normal(65536)
+    A0, y0 = A.copy(), y.copy()
+    used = []
+    cholesky = _qr.cholesky_factor
+    monkeypatch.setattr(_qr, "cholesky_factor", lambda gram, limit: used.append(gram.shape) or cholesky(gram, limit))
+    res = least_squares(A, y)
+    assert used == [(16, 16)] and res.refinement_steps == 2 and res.refinement_converged
+    np.testing.assert_allclose(res.coefficients, np.linalg.lstsq(A, y, rcond=None)[0], rtol=1e-12)
+    orth = ext.rmatmul(ext.from_float(A), ext.sub(ext.from_float(y[:, None]), ext.matmul(
+        ext.from_float(A), ext.from_float(res.coefficients[:, None])))).hi
+    # |Aᵀ(y - A beta)| at the rounding of beta to float64, far below float64 rounding of Aᵀy
+    assert np.all(np.abs(orth[:, 0]) <= 1e-9 * np.abs(A).T @ np.abs(y))
+    np.testing.assert_array_equal(A, A0)  # inputs are read, never written (no defensive copies)
+    np.testing.assert_array_equal(y, y0)
 
 
 # ---------------------------------------------------------------- methods and statistics

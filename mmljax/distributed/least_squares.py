@@ -100,12 +100,12 @@ def _sharded_ops(mesh: Mesh) -> LinearOps:
     residual = smap(lambda bh, bl, f, r, z: _residual_local(bh, bl, f, r, z, ax), (S, S, S, S, R), (S, R))
     gram_dd = smap(lambda bh, bl: _dd_allsum(ext.tall_rmatmul(bh, bl, DD(bh, bl)), ax), (S, S), R)
 
-    def place(b: DD, f: np.ndarray):
+    def place(b: DD, scale: np.ndarray, f: np.ndarray):
         rows = functools.partial(shard_rows, mesh=mesh, min_rows_per_device=b.hi.shape[1])
-        hi = rows(b.hi)
-        return DD(hi, jnp.zeros_like(hi) if b.lo is None else rows(b.lo)), rows(f)
+        hi = rows(b.hi * scale)
+        return DD(hi, jnp.zeros_like(hi) if b.lo is None else rows(b.lo * scale)), rows(f)
 
-    def factorise(b: DD) -> QRFactor:
+    def factorise(b: DD, stable: bool = False) -> QRFactor:  # TSQR's Q is always explicit
         q, r = tsqr(b.hi)
         return QRFactor(q, to_host(r))
 

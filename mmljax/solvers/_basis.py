@@ -106,10 +106,15 @@ def affine(X: np.ndarray, intercept: bool) -> Design:
     return Design(b, ext.from_float(u), True, penalised, tuple(f"B{j}" for j in range(d + 1)))
 
 
-def equilibrate(design: Design) -> Design:
-    """Scale each column of `b` (and of `u`) by the power of two that brings its largest entry into [0.5, 1)."""
-    norms = np.max(np.abs(design.b.hi), axis=0, initial=0.0)
+def column_scales(b: np.ndarray) -> np.ndarray:
+    """For each column, the power of two that brings its largest magnitude into [0.5, 1) (1 for a zero column)."""
+    norms = np.maximum(np.max(b, axis=0, initial=0.0), -np.min(b, axis=0, initial=0.0))  # max |b|, no temporary
     exps = np.array([math.frexp(v)[1] if v > 0 and math.isfinite(v) else 0 for v in norms])
-    scale = np.ldexp(1.0, -exps)
+    return np.ldexp(1.0, -exps)
+
+
+def equilibrate(design: Design) -> Design:
+    """Scale each column of `b` (and of `u`) by `column_scales` (exact: powers of two)."""
+    scale = column_scales(design.b.hi)
     lo = None if design.b.lo is None else design.b.lo * scale
     return design._replace(b=DD(design.b.hi * scale, lo), u=DD(design.u.hi * scale, design.u.lo * scale))

@@ -255,7 +255,7 @@ def tall_rmatmul(b_hi: Array, b_lo: Array | None, r: DD) -> DD:
     """`bᵀ @ r` in extended precision for `b (n, p)` and `r (n, k)` (jax): `(p, k)`.
 
     `LANES` rows at a time (n is padded with zero rows to a multiple of it), each lane a
-    compensated sum over its rows; the lanes are then added pairwise in double-double.
+    compensated sum over its rows; the lanes' sums are then added the same way.
     """
     n, p = b_hi.shape
     k = r.hi.shape[1]
@@ -285,4 +285,11 @@ def tall_rmatmul(b_hi: Array, b_lo: Array | None, r: DD) -> DD:
 
     zero = jnp.zeros((LANES, p, k), b_hi.dtype)
     s, c = lax.fori_loop(0, blocks, step, (zero, zero))
-    return sum_(DD(*two_sum(s, c)), axis=0)
+
+    def lane(i, acc):  # the lanes' sums, added the same compensated way (a small loop compiles fast)
+        total, low = acc
+        total, t = two_sum(total, s[i])
+        return total, low + (t + c[i])
+
+    total, low = lax.fori_loop(0, LANES, lane, (zero[0], zero[0]))
+    return DD(*two_sum(total, low))

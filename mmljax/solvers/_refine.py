@@ -92,8 +92,10 @@ def refine_augmented(b: Any, factor: QRFactor, f: DD, g: DD, *, ops: LinearOps =
         sizes.append(size)
         steps += 1
         converged = size <= eps
-        if size <= 16 * eps * eps or (len(sizes) > 1 and size > 0.5 * sizes[-2]):
-            break  # at the double-double level, or no longer contracting
+        if size <= 16 * eps * eps:
+            break  # at the double-double level
+        if len(sizes) > 1 and (size > 0.5 * sizes[-2] or size * (size / sizes[-2]) <= 16 * eps * eps):
+            break  # no longer contracting, or contracting so fast that the next one would be below it
     return Refined(r, z, steps, converged, tuple(sizes))
 
 
