@@ -198,6 +198,8 @@ def _transposed_shape(out_shape, in_shape, order, layout):
         return None
     if layout == "vec":
         return (math.prod(in_shape), math.prod(out_shape))
+    if out_shape == () and len(in_shape) == 2:
+        return in_shape[::-1]  # the gradient with respect to X given as Xᵀ-shaped
     return in_shape + out_shape
 
 
@@ -323,7 +325,8 @@ def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, s
             f" with out_shape={out_shape}, in_shape={in_shape}), the hand formula gives {hand_shape}"
         )
         if hand_shape == _transposed_shape(out_shape, in_shape, order, layout):
-            msg += " — it looks transposed (denominator layout?); numerator layout puts the output axes first"
+            msg += (" — it looks transposed: the gradient of a scalar f has the shape of X" if out_shape == ()
+                    else " — it looks transposed (denominator layout?); numerator layout puts the output axes first")
         return CheckResult(ok=False, hand_shape=hand_shape, message=msg, **base)
 
     rng = np.random.default_rng(seed)
@@ -335,7 +338,7 @@ def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, s
         witnesses = _check_directions(F, D, x, order, layout, out_shape, rtol, atol, fd_rtol, directions, rng)
         mode = "directions"
     else:
-        v = jnp.asarray(rng.standard_normal(in_shape), dtype)
+        v = jax.device_put(np.asarray(rng.standard_normal(in_shape), dtype))  # no staging compile
         arrays = {k: np.asarray(a, np.float64) for k, a in program(x, v, args).items()}
         D = arrays.pop("hand")
         witnesses = _dense_witnesses(arrays, D, np.asarray(v, np.float64), dtype, order, layout,
@@ -354,15 +357,29 @@ def _dense_witnesses(arrays, D, v, dtype, order, layout, out_shape, in_shape, rt
         refs = {k: _to_vec_matrix(r, o, in_shape) for k, r in refs.items()}
         arrays["jacrev"] = refs["jacrev"]
     witnesses = {}
+    fd_atol = _fd_rounding_floor(arrays, dtype, order)
     for k, R in refs.items():
         fd = k == "finite_diff"
-        witnesses[k] = _compare(k, D, R, fd_rtol if fd else rtol, 0.0 if fd else atol)
+        witnesses[k] = _compare(k, D, R, fd_rtol if fd else rtol, fd_atol if fd else atol)
     Dv = _apply_hand(D, v, order, layout, out_shape, in_shape)
     t = taylor_verdict(arrays["taylor_steps"], arrays["taylor_f0"], arrays["taylor_fh"], Dv,
                        float(jnp.finfo(dtype).eps))
     note = "" if t.ok else "(a correct derivative gives order 2; order 1 means the formula is wrong)"
     witnesses["taylor"] = Witness("taylor", t.ok, float(t.remainders[-1]), t.order, 1.8, note=note)
     return witnesses
+
+
+def _fd_rounding_floor(arrays, dtype, order) -> float:
+    """Absolute rounding error of a central difference, `~eps·|f(x)| / h` with the smallest step.
+
+    Without it a derivative that is zero or cancels to nearly zero fails on rounding noise alone.
+    First order only (for order 2 the witness program holds the gradient, not `f`).
+    """
+    if order != 1:
+        return 0.0
+    eps = float(jnp.finfo(dtype).eps)
+    fscale = float(np.max(np.abs(arrays["taylor_f0"]))) if arrays["taylor_f0"].size else 0.0
+    return 16 * eps * fscale / eps ** (1 / 3)
 
 
 def _apply_hand(D, v, order, layout, out_shape, in_shape):

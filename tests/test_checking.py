@@ -202,3 +202,21 @@ def test_taylor_test_on_large_input():
     f = lambda x: jnp.sum(x**3) / n
     assert fd.taylor_test(f, x, v, (3 * x**2 / n) @ v).ok
     assert not fd.taylor_test(f, x, v, (2 * x**2 / n) @ v).ok
+
+
+def test_transposed_gradient_wrt_matrix_is_named():
+    X, B = rand((2, 3), 20), rand((3, 2), 21)
+    f = lambda X: jnp.trace(B @ X)  # d tr(BX)/dX = Bᵀ, shaped like X
+    assert mj.check_derivative(f, B.T, X).ok
+    r = mj.check_derivative(f, B, X)
+    assert not r.ok and "transposed" in r.message and "shape of X" in r.message
+
+
+def test_zero_derivative_with_cancellation_is_not_failed_on_rounding():
+    """f's terms cancel to a constant: the finite difference is pure rounding noise around 0."""
+    f = lambda x: jnp.sum(1e8 * x) - jnp.sum(1e8 * x[::-1]) + 1.0
+    r = mj.check_derivative(f, jnp.zeros(3), jnp.array([0.3, 0.7, 0.3]))
+    assert r.ok, r.message
+    # but a real non-zero error on top of it still fails against finite differences
+    bad = mj.check_derivative(f, jnp.full(3, 1e-3), jnp.array([0.3, 0.7, 0.3]))
+    assert not bad.witnesses["finite_diff"].ok
