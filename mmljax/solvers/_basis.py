@@ -96,8 +96,17 @@ def affine(X: np.ndarray, intercept: bool) -> Design:
     hi_x = X.max(axis=0) if n else np.zeros(d)
     c = 0.5 * lo_x + 0.5 * hi_x
     s = np.array([_pow2_at_least(max(h - m, m - lo)) for lo, m, h in zip(lo_x, c, hi_x)])
-    cols = [ext.from_float(np.ones(n))] + [_shift_scale(X[:, j], c[j], s[j]) for j in range(d)]
-    b = DD(np.stack([q.hi for q in cols], axis=1), np.stack([q.lo for q in cols], axis=1))
+    # (X - c) / s as a double-double, written straight into the design a block of rows at a time
+    # (temporaries stay in cache): two_sum(X, -c), then the exact division by powers of two
+    hi, lo = np.empty((n, d + 1)), np.empty((n, d + 1))
+    hi[:, 0], lo[:, 0] = 1.0, 0.0
+    rows = max(1, (1 << 15) // max(d, 1))
+    for start in range(0, n, rows):
+        x = X[start:start + rows]
+        t, e = ext.two_sum(x, -c)
+        hi[start:start + rows, 1:] = t / s
+        lo[start:start + rows, 1:] = e / s
+    b = DD(hi, lo if lo.any() else None)  # x - c is often exact (data with few digits): then no lo part
     u = np.eye(d + 1)
     u[0, 1:] = -c / s  # exact: s is a power of two
     u[np.arange(1, d + 1), np.arange(1, d + 1)] = 1.0 / s

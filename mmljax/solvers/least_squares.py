@@ -134,7 +134,9 @@ def _with_penalty_rows(design: _basis.Design, y: np.ndarray, ridge: float) -> tu
         return design, y
     pen = np.flatnonzero(design.penalised)
     rows = ext.mul_float(DD(design.u.hi[pen], design.u.lo[pen]), np.float64(math.sqrt(ridge)))
-    lo = np.vstack([design.b.lo if design.b.lo is not None else np.zeros_like(design.b.hi), rows.lo])
+    lo = design.b.lo
+    if lo is not None or rows.lo.any():
+        lo = np.vstack([lo if lo is not None else np.zeros_like(design.b.hi), rows.lo])
     design = design._replace(b=DD(np.vstack([design.b.hi, rows.hi]), lo))
     return design, np.vstack([y, np.zeros((pen.size, y.shape[1]))])
 
