@@ -252,6 +252,21 @@ def test_large_and_small_design_paths_agree(problem, monkeypatch):
     assert large.refinement_steps <= 3 and large.refinement_converged
 
 
+def test_large_design_paths_compute_in_float64_with_x64_disabled(problem, large_design_paths):
+    """The XLA kernels run in float64 even when jax_enable_x64 is off, which stays off."""
+    X, y = problem
+    want = linear_regression(X, y)
+    jax.config.update("jax_enable_x64", False)
+    try:
+        got = linear_regression(X, y)
+        assert not jax.config.jax_enable_x64
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got.coefficients, want.coefficients, rtol=1e-14)
+    np.testing.assert_allclose(got.standard_errors, want.standard_errors, rtol=1e-14)
+
+
 def test_a_large_design_takes_the_fast_paths_and_stays_accurate(monkeypatch):
     """65 536 x 16 (m p² = 2^24): XLA blocks, Gram-matrix factor and kernels with the default threshold;
     coefficients as lstsq's to 1e-12, residuals orthogonal to the columns to double-double level,

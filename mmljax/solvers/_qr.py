@@ -203,9 +203,14 @@ def _host_dd(b) -> DD:
     return b if b.lo is not None else DD(b.hi, np.zeros_like(b.hi))
 
 
+def _gram_of_blocks(b: Blocks) -> np.ndarray:
+    with _x64():
+        return sum(np.asarray(g) for g in [_gram_block(h) for h in b.hi])
+
+
 def _factorise(b, stable: bool = False) -> QRFactor:
     if isinstance(b, Blocks) and not stable and b.m >= b.p:
-        factor = cholesky_factor(_gram(b, np.zeros((b.m, 0)), b.m)[0], GRAM_COND_LIMIT)
+        factor = cholesky_factor(_gram_of_blocks(b), GRAM_COND_LIMIT)
         if factor is not None:
             return factor
     return qr_factor(_host_dd(b).hi if isinstance(b, Blocks) else b.hi)
@@ -262,8 +267,7 @@ def _gram(b, f: np.ndarray, n_obs: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     if not isinstance(b, Blocks):
         obs = b.hi[:n_obs]
         return b.hi.T @ b.hi, obs.T @ obs, _rmatvec(b, f)
-    with _x64():
-        gram = sum(np.asarray(g) for g in [_gram_block(h) for h in b.hi])
+    gram = _gram_of_blocks(b)
     extra = b.host.hi[n_obs:] * b.scale  # rows after the observations: ridge penalty rows (few)
     return gram, gram - extra.T @ extra, _rmatvec(b, f)
 
