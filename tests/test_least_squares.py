@@ -250,6 +250,9 @@ def test_large_and_small_design_paths_agree(problem, monkeypatch):
         np.testing.assert_allclose(getattr(large, field), getattr(small, field), rtol=1e-14, atol=1e-17,
                                    err_msg=field)
     assert large.refinement_steps <= 3 and large.refinement_converged
+    for method in ("svd", "normal"):  # unrefined: Qᵀf through the implicit Q, the Gram matrix from blocks
+        np.testing.assert_allclose(linear_regression(X, Y, method=method).coefficients, small.coefficients,
+                                   rtol=1e-12, err_msg=method)
 
 
 def test_large_design_paths_compute_in_float64_with_x64_disabled(problem, large_design_paths):

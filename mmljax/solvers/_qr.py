@@ -40,7 +40,7 @@ class LinearOps(NamedTuple):
     - `place(b, scale, f)`: the host design `b` (a `DD` whose `lo` may be None: exact in float64),
       to be used as `b · diag(scale)` (powers of two: exact), and right-hand sides `f (m, k)`
       moved to where the backend computes; returns `(B, f)` there.
-    - `factorise(b, stable=False)`: a `QRFactor` of `b.hi`; `stable=True` asks for an explicit
+    - `factorise(b, stable=False)`: a `QRFactor` of the placed `B`; `stable=True` asks for an explicit
       orthonormal `Q` (a backend may otherwise return the faster, implicit Gram-matrix factor).
     - `solve(b, factor, f, g)`: `[[I, B], [Bᵀ, 0]] [r; z] = [f; g]` in working precision, for
       `f (m, k)` rows and a host `g (p, k)`; returns `(r, z)`.
@@ -235,6 +235,12 @@ def _solve(b, factor: QRFactor, f: np.ndarray, g: np.ndarray) -> tuple[np.ndarra
         return _collect(b, [_matvec_block(h, _rows_of(b, f, sl), z) for h, sl in zip(b.hi, _slices(b))]), z
 
 
+def _qt(b, factor: QRFactor, f: np.ndarray) -> np.ndarray:
+    if factor.q is None:  # Qᵀf = R⁻ᵀ Bᵀf
+        return solve_triangular(factor.r, _rmatvec(b, f), trans=True)
+    return (f.T @ factor.q).T
+
+
 def _residual(b, f: DD, g: DD, r: DD | None, z: DD) -> tuple[DD, DD | None]:
     if not isinstance(b, Blocks):
         bb = _host_dd(b)
@@ -277,7 +283,7 @@ HOST = LinearOps(
     factorise=_factorise,
     solve=_solve,
     residual=_residual,
-    qt=lambda b, factor, f: (f.T @ factor.q).T,
+    qt=_qt,
     gram=_gram,
     gram_dd=_gram_dd,
     to_host=np.asarray,

@@ -59,8 +59,8 @@ def refine_augmented(b: Any, factor: QRFactor, f: DD, g: DD, *, ops: LinearOps =
                      max_steps: int = 30) -> Refined:
     """Refine the solution of `[[I, B], [Bᵀ, 0]] [r; z] = [f; g]`.
 
-    **Arguments:** `b` the `(m, p)` design in double-double as `ops` keeps it (its `hi` part is
-    what `factor` factorises); `f (m, k)` double-double rows, `g (p, k)` double-double on the host;
+    **Arguments:** `b` the `(m, p)` design as `ops.place` returned it and `factor` its
+    factorisation; `f (m, k)` double-double rows, `g (p, k)` double-double on the host;
     `ops` the backend (`HOST`, or a sharded one) that solves in working precision and computes the
     residuals of the system in double-double.
 
