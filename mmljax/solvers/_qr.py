@@ -115,7 +115,7 @@ def solve_augmented(factor: QRFactor, f: np.ndarray, g: np.ndarray) -> tuple[np.
 # Gram matrix gives the factor when the design is well conditioned (the refinement makes up for its
 # cond² eps), Householder QR otherwise; double-double products use `_extended`'s kernels. One
 # compiled program per block shape, so per column count, not per row count. (This also keeps the
-# passes off OpenBLAS's threads, which slow down tenfold on a busy machine.)
+# passes off OpenBLAS's threads, which slow down tenfold or more on a busy machine.)
 
 LARGE_PRODUCTS = 1 << 22    # m·p·max(p, k) from which a design is "large"
 BLOCK_PRODUCTS = 1 << 19    # about this many products (rows × p × k) per block of rows
