@@ -52,3 +52,24 @@ def raise_divergence(where: str, step: int, history: np.ndarray, bad: float, hin
                      what: str = "loss or gradient") -> None:
     msg, last, last_step = divergence_message(where, step, bad, history, what, hint)
     raise DivergenceError(msg, step=step, last_finite_loss=last, last_finite_step=last_step, params=params)
+
+
+def initial_state(value_and_grad: Callable, x0: jax.Array, max_steps: int, tol: float, trajectory: bool) -> tuple:
+    """The loop state `(k, x, f, g, history, trajectory, status, bad)` at step 0 of a descent loop.
+
+    `status`: 0 running, 1 converged (`||g|| <= tol`), 2 diverged (non-finite f or g); `bad` holds
+    the first non-finite value (or the gradient norm) for the divergence message.
+    """
+    f0, g0 = value_and_grad(x0)
+    history = jnp.full((max_steps + 1,), jnp.nan, f0.dtype).at[0].set(f0)
+    traj = jnp.zeros((max_steps + 1 if trajectory else 0,) + x0.shape, x0.dtype)
+    traj = traj.at[0].set(x0) if trajectory else traj
+    ok0 = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
+    status0 = jnp.where(ok0, jnp.where(jnp.linalg.norm(g0) <= tol, 1, 0), 2)
+    bad0 = jnp.where(jnp.isfinite(f0), jnp.linalg.norm(g0), f0)
+    return 0, x0, f0, g0, history, traj, status0, bad0
+
+
+def running(max_steps: int) -> Callable:
+    """`while_loop` condition over `initial_state`'s layout: steps left and status still 0."""
+    return lambda s: (s[0] < max_steps) & (s[6] == 0)

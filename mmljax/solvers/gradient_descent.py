@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..derivatives import hvp
-from ._iterative import flat_problem, nonneg_float, positive_int, raise_divergence
+from ._iterative import flat_problem, initial_state, nonneg_float, positive_int, raise_divergence, running
 from ._result import OptimizeResult
 
 
@@ -34,16 +34,7 @@ def _loop(f: Callable, max_steps: int, tol: float, trajectory: bool, power_itera
     def run(x0, step):
         if step is None:  # 1/λmax, in the same compiled program as the loop
             step = 1.0 / largest_curvature(f, x0, power_iterations)
-        f0, g0 = value_and_grad(x0)
-        history = jnp.full((max_steps + 1,), jnp.nan, f0.dtype).at[0].set(f0)
-        traj = jnp.zeros((max_steps + 1 if trajectory else 0,) + x0.shape, x0.dtype)
-        traj = traj.at[0].set(x0) if trajectory else traj
-        ok0 = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
-        status0 = jnp.where(ok0, jnp.where(jnp.linalg.norm(g0) <= tol, 1, 0), 2)
-        bad0 = jnp.where(jnp.isfinite(f0), jnp.linalg.norm(g0), f0)
-
-        def cond(s):
-            return (s[0] < max_steps) & (s[6] == 0)
+        state0 = initial_state(value_and_grad, x0, max_steps, tol, trajectory)
 
         def body(s):
             k, x, fx, g, hist, tr, status, bad = s
@@ -59,8 +50,8 @@ def _loop(f: Callable, max_steps: int, tol: float, trajectory: bool, power_itera
             return k + 1, x, fx, g, hist, tr, status, bad
 
         ok_step = jnp.isfinite(step) & (step > 0)
-        status0 = jnp.where(ok_step, status0, 4)
-        return step, jax.lax.while_loop(cond, body, (0, x0, f0, g0, history, traj, status0, bad0))
+        state0 = state0[:6] + (jnp.where(ok_step, state0[6], 4), state0[7])
+        return step, jax.lax.while_loop(running(max_steps), body, state0)
 
     return jax.jit(run)
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..derivatives import hvp
-from ._iterative import flat_problem, nonneg_float, positive_int, raise_divergence
+from ._iterative import flat_problem, initial_state, nonneg_float, positive_int, raise_divergence, running
 from ._result import OptimizeResult
 
 NEWTON_METHODS = ("auto", "dense", "cg")
@@ -88,17 +88,8 @@ def _loop(f: Callable, method: str, max_steps: int, tol: float, cg_max_iter: int
 
     def run(x0):
         eps = jnp.finfo(x0.dtype).eps
-        f0, g0 = value_and_grad(x0)
-        history = jnp.full((max_steps + 1,), jnp.nan, f0.dtype).at[0].set(f0)
-        traj = jnp.zeros((max_steps + 1 if trajectory else 0,) + x0.shape, x0.dtype)
-        traj = traj.at[0].set(x0) if trajectory else traj
-        ok0 = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
         # status: 0 running, 1 converged, 2 diverged, 3 line search found no decrease
-        status0 = jnp.where(ok0, jnp.where(jnp.linalg.norm(g0) <= tol, 1, 0), 2)
-        bad0 = jnp.where(jnp.isfinite(f0), jnp.linalg.norm(g0), f0)
-
-        def cond(s):
-            return (s[0] < max_steps) & (s[6] == 0)
+        state0 = initial_state(value_and_grad, x0, max_steps, tol, trajectory)
 
         def body(s):
             k, x, fx, g, hist, tr, status, bad = s
@@ -121,7 +112,7 @@ def _loop(f: Callable, method: str, max_steps: int, tol: float, cg_max_iter: int
             bad = jnp.where(found & ~ok, jnp.where(jnp.isfinite(f_new), jnp.linalg.norm(g_new), f_new), bad)
             return k + jnp.where(found, 1, 0), x, fx, g, hist, tr, status, bad
 
-        return jax.lax.while_loop(cond, body, (0, x0, f0, g0, history, traj, status0, bad0))
+        return jax.lax.while_loop(running(max_steps), body, state0)
 
     return jax.jit(run)
 
