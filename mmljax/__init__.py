@@ -11,7 +11,9 @@ from . import analysis as analysis
 from . import catalogue as catalogue
 from . import data as data
 from . import distributed as distributed
+from . import errors as errors
 from . import finite_diff as finite_diff
+from . import linalg as linalg
 from . import losses as losses
 from . import models as models
 from . import solvers as solvers
@@ -41,5 +43,6 @@ from .layout import commutation_matrix as commutation_matrix
 from .layout import ravel_vec as ravel_vec
 from .layout import unvec as unvec
 from .layout import vec as vec
+from .status import Status as Status
 
 __version__ = "0.1.0"

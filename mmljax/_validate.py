@@ -66,3 +66,76 @@ def require_same_structure(x: Any, v: Any, where: str, xname: str = "x", vname: 
 def as_tangent(x: Any, v: Any) -> Any:
     """Cast `v` leaf-wise to the dtypes of `x` (jvp demands matching tangent dtypes)."""
     return jax.tree_util.tree_map(lambda a, b: jnp.asarray(b, dtype=jnp.result_type(a)), x, v)
+
+
+# ---------------------------------------------------------------------------- options of the API
+# Every public numeric option goes through one of these: the message names the function (`where`),
+# the argument (`name`) and the value received.
+
+
+def check_int(value: Any, where: str, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer option (not a bool, not a float) within `[minimum, maximum]`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an integer; got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{where}: {name} must be >= {minimum}; got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{where}: {name} must be <= {maximum}; got {v}")
+    return v
+
+
+def check_real(value: Any, where: str, name: str, *, minimum: float | None = None, maximum: float | None = None,
+               strict: bool = False, allow_inf: bool = False) -> float:
+    """A real (finite unless `allow_inf`) number option within `[minimum, maximum]`.
+
+    `strict=True` makes the bounds exclusive (`> minimum`, `< maximum`). NaN is always refused;
+    complex numbers, strings and bools are refused with a TypeError.
+    """
+    if isinstance(value, (bool, str, bytes)) or isinstance(value, complex) or np.iscomplexobj(value):
+        raise TypeError(f"{where}: {name} must be a real number; got {value!r} ({type(value).__name__})")
+    if np.ndim(value) != 0:
+        raise TypeError(f"{where}: {name} must be a real number (a scalar); got an array of shape {np.shape(value)}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: {name} must be a real number; got {value!r} ({type(value).__name__})") from None
+    if v != v or (not allow_inf and v in (float("inf"), float("-inf"))):
+        raise ValueError(f"{where}: {name} must be a finite number; got {v}")
+    lo_ok = minimum is None or (v > minimum if strict else v >= minimum)
+    hi_ok = maximum is None or (v < maximum if strict else v <= maximum)
+    if not (lo_ok and hi_ok):
+        rel = (">", "<") if strict else (">=", "<=")
+        bounds = " and ".join(f"{op} {b:g}" for op, b in zip(rel, (minimum, maximum)) if b is not None)
+        raise ValueError(f"{where}: {name} must be {bounds}; got {v:g}")
+    return v
+
+
+def check_choice(value: Any, where: str, name: str, choices: tuple) -> Any:
+    """One of `choices` (compared with ==; a non-hashable value is refused cleanly)."""
+    try:
+        ok = value in choices
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{where}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_bool(value: Any, where: str, name: str) -> bool:
+    """A Python or numpy bool (not an int that happens to be 0/1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False; got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def reject_complex(tree: Any, where: str, what: str = "x") -> None:
+    """Refuse complex leaves: mmljax's derivatives and solvers are real-valued (no conjugate convention)."""
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(tree)):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            name = what if i == 0 else f"{what} (leaf {i})"
+            raise TypeError(f"{where}: {name} is complex ({np.dtype(dtype).name}); mmljax works with real "
+                            f"floating arrays only — split real and imaginary parts into separate parameters")

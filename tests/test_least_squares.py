@@ -17,7 +17,7 @@ from mmljax.solvers import (
     linear_regression,
     polyfit,
 )
-from mmljax.solvers import _extended as ext
+from mmljax.linalg import doubledouble as ext
 from mmljax.solvers import _qr
 from mmljax.solvers._qr import qr_factor, solve_augmented
 from mmljax.solvers._refine import refine_augmented

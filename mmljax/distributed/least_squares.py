@@ -20,7 +20,7 @@ So the refined solution agrees with the single-device one to the last bits float
 Preparing the design (validation, basis change) runs on the host as in the single-device solver,
 once (`O(n p)`), and the residuals come back to it (`O(n k)`: the result holds them as numpy
 arrays); the factorisation, the double-double products and the `O(n p²)` Gram matrix run on the
-devices, with the kernels of `mmljax.solvers._extended` (exact under XLA's fused multiply-adds).
+devices, with the kernels of `mmljax.linalg.doubledouble` (exact under XLA's fused multiply-adds).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import ArrayLike
 
-from ..solvers import _extended as ext
-from ..solvers._extended import DD
+from ..linalg import doubledouble as ext
+from ..linalg.doubledouble import DD
 from ..solvers._qr import LinearOps, QRFactor
 from ..solvers._result import LeastSquaresResult
 from ..solvers.least_squares import least_squares, linear_regression, polyfit

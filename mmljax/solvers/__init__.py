@@ -6,11 +6,11 @@
   returning an `OptimizeResult`; a non-finite loss raises `DivergenceError`.
 """
 
-from ._result import DivergenceError as DivergenceError
+from ..errors import DivergenceError as DivergenceError
 from ._result import LeastSquaresResult as LeastSquaresResult
-from ._result import OptimizeResult as OptimizeResult
-from ._result import PrecisionWarning as PrecisionWarning
-from ._result import RankDeficiencyWarning as RankDeficiencyWarning
+from ._optimize_result import OptimizeResult as OptimizeResult
+from ..errors import PrecisionWarning as PrecisionWarning
+from ..errors import RankDeficiencyWarning as RankDeficiencyWarning
 from .gradient_descent import gradient_descent as gradient_descent
 from .gradient_descent import largest_curvature as largest_curvature
 from .least_squares import METHODS as METHODS

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _extended as ext
-from ._extended import DD
+from ..linalg import doubledouble as ext
+from ..linalg.doubledouble import DD
 
 
 class Design(NamedTuple):

@@ -11,7 +11,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .._validate import require_callable, require_float_tree
-from ._result import DivergenceError, divergence_message
+from ..errors import DivergenceError
+from ._optimize_result import divergence_message
 
 
 def flat_problem(loss: Callable, params0: Any, where: str) -> tuple[jax.Array, Callable, Callable]:

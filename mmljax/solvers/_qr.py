@@ -4,7 +4,7 @@ The driver (`least_squares._fit`) never touches the rows of the design itself: i
 functions of a `LinearOps`, so the same code runs with the rows in host memory (`HOST`, here) or
 split over devices (`mmljax.distributed.least_squares`, tall-skinny QR and kernels in
 `shard_map`). Quantities indexed by rows (right-hand sides, residuals) stay where the backend keeps
-them, as numpy or jax arrays that `mmljax.solvers._extended` computes with either way; everything of
+them, as numpy or jax arrays that `mmljax.linalg.doubledouble` computes with either way; everything of
 size `p` (solutions, `R`, Gram matrices) is a host numpy array.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import scipy.linalg
 from jax import lax
 
-from . import _extended as ext
-from ._extended import DD
+from ..linalg import doubledouble as ext
+from ..linalg.doubledouble import DD
 
 Array = Any
 
@@ -113,7 +113,7 @@ def solve_augmented(factor: QRFactor, f: np.ndarray, g: np.ndarray) -> tuple[np.
 # numpy; nothing to compile). Large ones (m·p·max(p, k) products from LARGE_PRODUCTS on) are moved
 # once into XLA as equal blocks of rows, scaled on the way, and every pass over them runs there: the
 # Gram matrix gives the factor when the design is well conditioned (the refinement makes up for its
-# cond² eps), Householder QR otherwise; double-double products use `_extended`'s kernels. One
+# cond² eps), Householder QR otherwise; double-double products use `mmljax.linalg.doubledouble`'s kernels. One
 # compiled program per block shape, so per column count, not per row count. (This also keeps the
 # passes off OpenBLAS's threads, which slow down tenfold or more on a busy machine.)
 

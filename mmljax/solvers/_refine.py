@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from . import _extended as ext
-from ._extended import DD
+from ..linalg import doubledouble as ext
+from ..linalg.doubledouble import DD
 from ._qr import HOST, LinearOps, QRFactor, solve_triangular
 
 Array = Any

@@ -1,20 +1,12 @@
-"""Result types and warnings of the solvers."""
+"""The result of a closed-form least-squares fit."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-
-
-class RankDeficiencyWarning(UserWarning):
-    """The design is numerically rank deficient: some coefficients are not identifiable."""
-
-
-class PrecisionWarning(UserWarning):
-    """The answer cannot be as accurate as the solver's float64 guarantee (float32 input, no convergence)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,56 +73,3 @@ class LeastSquaresResult:
 def _fmt(v: Any) -> str:
     a = np.ravel(np.asarray(v, dtype=float))
     return ", ".join("nan" if not math.isfinite(x) else f"{x:.15g}" for x in a)
-
-
-class DivergenceError(RuntimeError):
-    """An iterative solver met a non-finite loss or gradient.
-
-    Attributes: `step` (the step at which it happened), `last_finite_loss` and `last_finite_step`
-    (the last good iterate; NaN/-1 if even the start was bad), `params` (the last finite parameters).
-    """
-
-    def __init__(self, message: str, *, step: int, last_finite_loss: float, last_finite_step: int,
-                 params: Any = None):
-        super().__init__(message)
-        self.step = step
-        self.last_finite_loss = last_finite_loss
-        self.last_finite_step = last_finite_step
-        self.params = params
-
-
-class OptimizeResult(NamedTuple):
-    """Result of an iterative minimiser.
-
-    - `params`: final parameters (same pytree structure as `params0`).
-    - `loss`: loss at `params` (for `minimize` with data: on the full data set).
-    - `grad_norm`: 2-norm of the gradient at `params` (all leaves together).
-    - `steps`: iterations taken; `converged`: `grad_norm <= tol` was reached.
-    - `history`: loss per step, shape `(steps + 1,)` for gradient descent/Newton (entry 0 is the start),
-      `(steps,)` mini-batch losses for `minimize`.
-    - `trajectory`: parameters at every iterate (leading axis `steps + 1`) when asked for, else None.
-    - `method`: which variant ran; `step_size`: the (first) step size used, where one applies.
-    """
-
-    params: Any
-    loss: Any
-    grad_norm: Any
-    steps: int
-    converged: bool
-    history: Any
-    trajectory: Any = None
-    method: str = ""
-    step_size: float | None = None
-
-
-def divergence_message(where: str, step: int, bad_loss: float, history: np.ndarray, what: str, hint: str) -> tuple[str, float, int]:
-    """The error text for a non-finite loss/gradient at `step`, naming the last finite loss."""
-    finite = np.flatnonzero(np.isfinite(np.asarray(history[:step], dtype=float)))
-    if finite.size:
-        last_step = int(finite[-1])
-        last = float(history[last_step])
-        tail = f"last finite loss {last:.6g} at step {last_step}"
-    else:
-        last_step, last = -1, float("nan")
-        tail = "no finite loss before it"
-    return (f"{where}: diverged at step {step}: the {what} became {bad_loss} ({tail}); {hint}", last, last_step)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..derivatives import hvp
 from ._iterative import flat_problem, initial_state, nonneg_float, positive_int, raise_divergence, running
-from ._result import OptimizeResult
+from ._optimize_result import OptimizeResult
 
 
 def largest_curvature(f: Callable, x: jax.Array, iterations: int = 100, seed: int = 0) -> jax.Array:

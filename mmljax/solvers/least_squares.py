@@ -32,11 +32,12 @@ import scipy.linalg
 from jaxtyping import ArrayLike
 
 from . import _basis
-from . import _extended as ext
-from ._extended import DD
+from ..linalg import doubledouble as ext
+from ..linalg.doubledouble import DD
 from ._qr import HOST, LinearOps, solve_triangular
 from ._refine import refine_augmented, refined_inverse_diagonal
-from ._result import LeastSquaresResult, PrecisionWarning, RankDeficiencyWarning
+from ..errors import PrecisionWarning, RankDeficiencyWarning
+from ._result import LeastSquaresResult
 
 METHODS = ("auto", "qr", "svd", "cholesky", "normal")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..derivatives import hvp
 from ._iterative import flat_problem, initial_state, nonneg_float, positive_int, raise_divergence, running
-from ._result import OptimizeResult
+from ._optimize_result import OptimizeResult
 
 NEWTON_METHODS = ("auto", "dense", "cg")
 

@@ -114,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
     jax.config.update("jax_enable_x64", True)
     from rich.console import Console
 
-    from .bench import cases as bench_cases
-    from .bench.case import Settings
-    from .bench.report import print_console, summary, write_json, write_markdown, write_plots
-    from .bench.suite import run_benchmarks
-    from .bench.timing import TimingConfig
+    from ..bench import cases as bench_cases
+    from ..bench.case import Settings
+    from ..bench.report import print_console, summary, write_json, write_markdown, write_plots
+    from ..bench.suite import run_benchmarks
+    from ..bench.timing import TimingConfig
 
     # Wide tables: when the output is a file or pipe, do not fold them to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)

@@ -81,7 +81,7 @@ def _parse_features(spec: str | None) -> tuple[str, int]:
 
 def _check_parts(design, result, ridge: float) -> tuple[np.ndarray, np.ndarray]:
     """The factorised basis and residual of the fitted loss (ridge rows appended), for the check."""
-    from .solvers import _basis
+    from ..solvers import _basis
 
     design = _basis.equilibrate(design)
     b = design.b.hi
@@ -95,7 +95,7 @@ def _check_parts(design, result, ridge: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=None) -> _Fit:
-    from .solvers import _basis, polyfit
+    from ..solvers import _basis, polyfit
 
     res = polyfit(x, y, degree, intercept=intercept, method=method, ridge=ridge)
     coef = np.asarray(res.coefficients, np.float64)
@@ -106,7 +106,7 @@ def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=Non
 
 
 def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
-    from .solvers import _basis, linear_regression
+    from ..solvers import _basis, linear_regression
 
     res = linear_regression(X, y, intercept=intercept, method=method, ridge=ridge)
     b, r = _check_parts(_basis.affine(X, intercept), res, ridge)
@@ -121,8 +121,8 @@ def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
 def _fit_basis(label, x, y, kind, K, method, ridge) -> _Fit:
     import jax.numpy as jnp
 
-    from .models import basis as mb
-    from .solvers import _basis, least_squares
+    from ..models import basis as mb
+    from ..solvers import _basis, least_squares
 
     lo, hi = float(x.min()), float(x.max())
     span = hi - lo if hi > lo else 1.0
@@ -175,7 +175,7 @@ def _critical_check(fit: _Fit):
     in the natural coefficients (Sylvester's law of inertia), without its rounding trouble."""
     import jax.numpy as jnp
 
-    from .analysis import classify_critical_point
+    from ..analysis import classify_critical_point
 
     B, r = jnp.asarray(fit.check_basis), jnp.asarray(fit.check_residual)
     return classify_critical_point(lambda d: 0.5 * jnp.sum((r - B @ d) ** 2), jnp.zeros(B.shape[1]))
@@ -184,7 +184,7 @@ def _critical_check(fit: _Fit):
 # ------------------------------------------------------------------------------------------ output
 
 def _scores(fit: _Fit) -> dict[str, float] | None:
-    from .data import strd_scores
+    from ..data import strd_scores
 
     return strd_scores(fit.certified, fit.result) if fit.certified is not None else None
 
@@ -202,7 +202,7 @@ def _raw_design(ds) -> np.ndarray:
 
 
 def _compare_scores(ds) -> dict[str, float]:
-    from .data import log_relative_error
+    from ..data import log_relative_error
 
     A = _raw_design(ds)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -219,7 +219,7 @@ def _compare_scores(ds) -> dict[str, float]:
 def _table_mode(args, console) -> tuple[int, dict]:
     from rich.table import Table
 
-    from .data import STRD_NAMES, load_strd
+    from ..data import STRD_NAMES, load_strd
 
     table = Table(title=f"mmljax fit — NIST StRD, float64, method={args.method}: log relative error (correct digits; "
                         f"bar {COEF_BAR:g} for coefficients, {STAT_BAR:g} for standard errors (SE), residual SD, R²)",
@@ -279,7 +279,7 @@ def _single_mode(fit: _Fit, console, args) -> tuple[int, dict]:
     cols = ["", "estimate", "std. error"]
     cert = fit.certified
     if cert is not None:
-        from .data import log_relative_error
+        from ..data import log_relative_error
 
         cols += ["certified", "LRE", "certified SE", "LRE (SE)"]
         lre = log_relative_error(coef, cert.certified_coefficients)
@@ -326,7 +326,7 @@ def _plot(fit: _Fit, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._io import atomic_write_bytes
+    from .._io import atomic_write_bytes
 
     res = fit.result
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=fit.x is not None,
@@ -381,8 +381,8 @@ def run(args: argparse.Namespace) -> int:
     jax.config.update("jax_enable_x64", True)
     from rich.console import Console
 
-    from ._io import atomic_write_json
-    from .data import load_csv, load_strd
+    from .._io import atomic_write_json
+    from ..data import load_csv, load_strd
 
     if not math.isfinite(args.ridge) or args.ridge < 0:
         raise ValueError(f"--ridge must be a finite number >= 0; got {args.ridge}")

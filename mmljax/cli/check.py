@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", choices=("small", "medium"), default="small", help="input sizes per entry: small (two, e.g. 2 and 4) or medium (three, e.g. 8, 16, 24; large Jacobians checked along random directions) (default: small)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the input draws (default: 0)")
     p.add_argument("--draws", type=int, default=2, help="random draws per size (default: 2)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema 'mmljax.check/1', described in mmljax/_cli_check.py)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema 'mmljax.check/1', described in mmljax/cli/check.py)")
     p.add_argument("--load", metavar="FILE", action="append", default=[],
                    help="import a Python file that registers extra entries with mmljax.catalogue.register (repeatable)")
     p.add_argument("--workers", type=int, default=None,
@@ -189,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from . import __version__, catalogue
-    from ._io import atomic_write_json
+    from .. import __version__, catalogue
+    from .._io import atomic_write_json
 
     if args.draws < 1:
         raise ValueError(f"--draws must be at least 1; got {args.draws}")

@@ -1,6 +1,6 @@
 """The `mmljax` command: `mmljax check | fit | bench`.
 
-Each subcommand lives in its own module `_cli_<name>.py` exposing `NAME`, `HELP`,
+Each subcommand lives in its own module `mmljax.cli.<name>` exposing `NAME`, `HELP`,
 `add_arguments(parser)` and `run(args) -> int`. User errors (bad files, bad options, bad shapes)
 print one line and exit with status 2; set `MMLJAX_DEBUG=1` for the traceback.
 """
@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 
-from . import _cli_bench
-from . import _cli_check
-from . import _cli_fit
+from . import bench as _bench
+from . import check as _check
+from . import fit as _fit
 
-COMMANDS = [_cli_check, _cli_fit, _cli_bench]
+COMMANDS = [_check, _fit, _bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
             "autodiff and finite differences, accurate least squares, honest benchmarks."
         ),
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"mmljax {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
