@@ -12,7 +12,6 @@ from ._optimize_result import OptimizeResult as OptimizeResult
 from ..errors import PrecisionWarning as PrecisionWarning
 from ..errors import RankDeficiencyWarning as RankDeficiencyWarning
 from .gradient_descent import gradient_descent as gradient_descent
-from .gradient_descent import largest_curvature as largest_curvature
 from .least_squares import METHODS as METHODS
 from .least_squares import least_squares as least_squares
 from .least_squares import linear_regression as linear_regression

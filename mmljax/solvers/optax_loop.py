@@ -24,8 +24,8 @@ import optax
 
 from .._io import atomic_write_bytes
 from .._validate import require_callable, require_float_tree
-from ._iterative import nonneg_float, positive_int, raise_divergence
 from ._optimize_result import OptimizeResult
+
 
 _MAGIC = b"MMLJAX-CHECKPOINT-1\n"
 
