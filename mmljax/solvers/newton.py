@@ -165,16 +165,20 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
         found = found | near
         bad, reason, value = divergence(s0.f, f_new, g_new, x_new)
         take = found & ~bad & ~converged
+        # converged: the last (tiny) Newton step still polishes the iterate, uncounted, when it does not
+        # raise the loss (the error after it is about the square of the step)
+        polish = converged & ~bad & (f_new <= fx)
         k = s.step + jnp.where(take, 1, 0)
         status = jnp.where(
             converged, int(Status.CONVERGED),
             jnp.where(found & bad, int(Status.DIVERGED),
                       jnp.where(found, RUNNING, jnp.where(escape, int(Status.SADDLE), int(Status.STALLED)))))
-        new = LoopState(step=k, x=jnp.where(take, x_new, x), f=jnp.where(take, f_new, fx),
-                        g=jnp.where(take, g_new, g), status=status.astype(jnp.int32),
+        move = take | polish
+        new = LoopState(step=k, x=jnp.where(move, x_new, x), f=jnp.where(move, f_new, fx),
+                        g=jnp.where(move, g_new, g), status=status.astype(jnp.int32),
                         bad=jnp.where(found & bad, value, s.bad), reason=jnp.where(found & bad, reason, s.reason),
                         history=s.history, trajectory=s.trajectory)
-        return new.record(x_new, f_new, k, take)
+        return new.record(x_new, f_new, k, move)
 
     s = jax.lax.while_loop(running(max_steps), body, s0)
     x, loss_value, g = s.x, s.f, s.g
