@@ -362,7 +362,8 @@ def classify_critical_point(
     if not traced:
         _refuse_nonfinite(where, value, gnorm)
     c = _concrete
-    return CriticalPoint(kind_index=c(test.kind), loss=c(value), grad_norm=c(gnorm), relative_step=c(test.relative_step),
+    return CriticalPoint(kind_index=c(test.kind), loss=c(value), grad_norm=c(gnorm),
+                         relative_step=c(test.relative_step),
                          min_eigenvalue=c(test.min_eigenvalue), max_eigenvalue=c(test.max_eigenvalue),
                          n_positive=c(test.n_positive), n_negative=c(test.n_negative), n_zero=c(test.n_zero),
                          eigenvalues=eigs if traced else np.asarray(eigs), tol=tol, eig_tol=eig_tol, method=resolved,

@@ -78,7 +78,8 @@ def running(max_steps: int) -> Callable[[LoopState], jax.Array]:
     return lambda s: (s.step < max_steps) & (s.status == RUNNING)
 
 
-def divergence(f0: jax.Array, f_new: jax.Array, g_new: jax.Array, x_new: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def divergence(f0: jax.Array, f_new: jax.Array, g_new: jax.Array,
+               x_new: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """`(diverged, reason, bad)` for a proposed iterate.
 
     Diverged: a non-finite loss, gradient or parameter; a loss run to −∞ (more than `1/eps` times

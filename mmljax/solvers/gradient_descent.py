@@ -56,9 +56,8 @@ def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, histo
     s0 = initial_state(fp, args, min(max_steps, history_size) + 1, trajectory)
     g0n = jnp.linalg.norm(s0.g)
     ok_step = jnp.isfinite(step) & (step > 0)
-    s0 = eqx.tree_at(lambda s: s.status, s0, jnp.where(
-        s0.status != RUNNING, s0.status, jnp.where(~ok_step, _NO_STEP, jnp.where(g0n <= tol * g0n, int(Status.CONVERGED),
-                                                                                   RUNNING))).astype(jnp.int32))
+    first = jnp.where(~ok_step, _NO_STEP, jnp.where(g0n <= tol * g0n, int(Status.CONVERGED), RUNNING))
+    s0 = eqx.tree_at(lambda s: s.status, s0, jnp.where(s0.status != RUNNING, s0.status, first).astype(jnp.int32))
 
     def body(s: LoopState) -> LoopState:
         x_new = s.x - step * s.g
