@@ -34,11 +34,18 @@ def is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
+def _strong(leaf: Any) -> Any:
+    if isinstance(leaf, (float, complex, np.generic)):
+        return jnp.asarray(leaf, dtype=jnp.result_type(leaf))
+    if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer) and getattr(leaf, "weak_type", False):
+        return jnp.asarray(leaf, dtype=leaf.dtype)  # a weakly typed array would compile a program of its own
+    return leaf
+
+
 def as_param_tree(params: Any) -> Any:
-    """Python floats and numpy scalars as arrays (so they are traced, not baked into a program)."""
-    return jax.tree_util.tree_map(
-        lambda leaf: jnp.asarray(leaf) if isinstance(leaf, (float, complex, np.generic)) else leaf, params
-    )
+    """Python floats and numpy scalars as arrays (so they are traced, not baked into a program), weak types
+    made strong (so `jnp.full(3, 1.0)` and `jnp.ones(3)` share a compiled program)."""
+    return jax.tree_util.tree_map(_strong, params)
 
 
 def check_params(params: Any, where: str, what: str) -> Any:

@@ -31,6 +31,7 @@ RUNNING = -1  # status while the loop runs; never returned (a run that ends RUNN
 # Why a run diverged (for the eager error message).
 NONFINITE, UNBOUNDED, OVERFLOW = 0, 1, 2
 DEFAULT_HISTORY_SIZE = 10_000
+MAX_STEPS_CAP = 2**31 - 2  # the loop counter is int32: larger max_steps mean "no limit" in practice
 
 
 class LoopState(eqx.Module):
@@ -123,8 +124,12 @@ def implicit_optimum(fp: FlatProblem, x_star: jax.Array, args: Any, dense: bool)
             dx = jnp.linalg.solve(0.5 * (H + H.T), rhs)
         else:
             hvp = lambda v: jax.jvp(lambda y: jax.grad(fp.f)(y, a), (x,), (v,))[1]  # noqa: E731
-            dx, _ = jax.scipy.sparse.linalg.cg(hvp, rhs, tol=float(jnp.finfo(x.dtype).eps) ** 0.75,
-                                               maxiter=10 * x.shape[0])
+            tol = float(jnp.finfo(x.dtype).eps) ** 0.75
+
+            def cg(matvec, b):
+                return jax.scipy.sparse.linalg.cg(matvec, b, tol=tol, maxiter=10 * x.shape[0])[0]
+
+            dx = jax.lax.custom_linear_solve(hvp, rhs, cg, symmetric=True)
         return x, -dx
 
     return optimum(jax.lax.stop_gradient(x_star), args)
@@ -139,7 +144,7 @@ def prepare(where: str, loss: Callable, params0: Any, args: Any) -> tuple[Any, b
 
 
 def check_common(where: str, max_steps: Any, history_size: Any, trajectory: Any) -> tuple[int, int, bool]:
-    max_steps = check_int(max_steps, where, "max_steps", minimum=0)
+    max_steps = min(check_int(max_steps, where, "max_steps", minimum=0), MAX_STEPS_CAP)
     history_size = check_int(history_size, where, "history_size", minimum=1)
     return max_steps, history_size, check_bool(trajectory, where, "trajectory")
 
@@ -168,9 +173,10 @@ def finish(where: str, out: OptimizeResult, diag: tuple, traced: bool, hint: str
         raise DivergenceError(divergence_message(where, err_step, float(bad), last, last_step, what, hint),
                               step=err_step, last_finite_loss=last, last_finite_step=last_step, params=out.params)
     n = min(steps + 1, out.history.shape[0])
-    traj = None if out.trajectory is None else jax.tree_util.tree_map(lambda a: a[:n], out.trajectory)
+    cut = lambda a: jax.device_put(np.asarray(a)[:n])  # noqa: E731  host slicing: no program per length
+    traj = None if out.trajectory is None else jax.tree_util.tree_map(cut, out.trajectory)
     return OptimizeResult(params=out.params, loss=out.loss, grad_norm=out.grad_norm, steps=steps, status=status,
-                          history=out.history[:n], trajectory=traj, step_size=out.step_size, method=out.method)
+                          history=cut(out.history), trajectory=traj, step_size=out.step_size, method=out.method)
 
 
 __all__ = ["LoopState", "FlatProblem", "finish", "prepare", "implicit_optimum"]

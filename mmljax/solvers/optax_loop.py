@@ -32,7 +32,7 @@ from .._validate import check_bool, check_int, check_real
 from ..errors import DivergenceError
 from ..status import Status
 from . import _checkpoint
-from ._iterative import DEFAULT_HISTORY_SIZE
+from ._iterative import DEFAULT_HISTORY_SIZE, MAX_STEPS_CAP
 from ._optimize_result import OptimizeResult, divergence_message
 
 _MAX_CHUNK = 10_000  # most steps per compiled chunk (bounds the per-chunk loss buffer)
@@ -238,7 +238,7 @@ def minimize(
         key = _renamed(where, "key", key, "seed", jax.random.PRNGKey(check_int(seed, where, "seed", minimum=0)))
     if max_steps is None:
         raise TypeError(f"{where}: missing the number of updates, max_steps=")
-    max_steps = check_int(max_steps, where, "max_steps", minimum=0)
+    max_steps = min(check_int(max_steps, where, "max_steps", minimum=0), MAX_STEPS_CAP)
     checkpoint_every = check_int(checkpoint_every, where, "checkpoint_every", minimum=1)
     history_size = check_int(history_size, where, "history_size", minimum=1)
     resume = check_bool(resume, where, "resume")
@@ -355,7 +355,7 @@ def minimize(
     value, gnorm = _full_value_and_grad(loss, params, args, has_args=has_args)
     status = Status.CONVERGED if converged_early else Status.MAX_STEPS
     return OptimizeResult(params=params, loss=value, grad_norm=gnorm, steps=step, status=status,
-                          history=jnp.asarray(history[: min(step, history.size)]), method="optax")
+                          history=jax.device_put(history[: min(step, history.size)]), method="optax")
 
 
 def _store(history: np.ndarray, start: int, values: np.ndarray) -> None:
