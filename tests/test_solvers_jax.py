@@ -7,13 +7,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import mmljax as mj
 from mmljax import Status
 from mmljax.analysis import KINDS, classify_critical_point, hessian_eigenvalues, hessian_trace
 from mmljax.errors import DivergenceError
-from mmljax.solvers import gradient_descent, newton
+from mmljax.solvers import gradient_descent, minimize, newton
 
 
 @contextlib.contextmanager
@@ -260,3 +261,33 @@ def test_the_shared_minimum_test_is_scale_aware():
     g = lambda x: 1e-12 * jnp.sum((x - 1.0) ** 2)  # noqa: E731
     assert classify_critical_point(g, jnp.zeros(2)).kind == "not_stationary"
     assert not mj.check_minimiser(g, jnp.zeros(2)).ok
+
+
+# ------------------------------------------------------------------ minimize
+
+
+def _mse(p, batch):
+    X, y = batch
+    return 0.5 * jnp.mean((y - X @ p) ** 2)
+
+
+def test_minimize_compiles_once_and_runs_under_vmap():
+    opt = optax.sgd(0.2)
+    X, y = _data(8, n=16, d=2)
+    minimize(_mse, jnp.zeros(2), opt, args=(X, y), max_steps=20, batch_size=4, progress=False)
+    with count_compilations() as compiled:
+        for s in range(9, 11):
+            X2, y2 = _data(s, n=16, d=2)
+            minimize(_mse, jnp.ones(2), opt, args=(X2, y2), max_steps=20, batch_size=4, key=jax.random.PRNGKey(s),
+                     progress=False)
+    assert compiled == []
+    # under vmap over datasets: the whole run is one loop; full batch with a relative tol
+    Xs, ys = jnp.stack([_data(s, n=16, d=2)[0] for s in range(3)]), jnp.stack([_data(s, n=16, d=2)[1] for s in range(3)])
+    run = lambda X, y: minimize(_mse, jnp.zeros(2), optax.lbfgs(), args=(X, y), max_steps=50, tol=1e-10)  # noqa: E731
+    res = jax.vmap(run)(Xs, ys)
+    assert np.all(np.asarray(res.status) == Status.CONVERGED) and res.history.shape == (3, 50)
+    for X, y, p in zip(Xs, ys, res.params):
+        np.testing.assert_allclose(p, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-8)
+    eager = run(Xs[0], ys[0])
+    np.testing.assert_allclose(eager.params, res.params[0], rtol=1e-12)
+    assert eager.steps == int(res.steps[0]) and eager.converged

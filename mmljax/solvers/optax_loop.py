@@ -143,7 +143,7 @@ def _whole_run(loss, optimizer, params, data, key, gtol, *, max_steps, history_s
         move = finite & ~met
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
         hist = hist.at[jnp.where(move, step, hist.shape[0])].set(value.astype(dtype), mode="drop")
-        status = jnp.where(~finite, int(Status.DIVERGED), jnp.where(met, int(Status.CONVERGED), -1))
+        status = jnp.where(~finite, int(Status.DIVERGED), jnp.where(met, int(Status.CONVERGED), -1)).astype(jnp.int32)
         return step + jnp.where(move, 1, 0), keep(new_params, params), keep(new_state, opt_state), status, hist
 
     c0 = (jnp.zeros((), jnp.int32), params, opt_state, jnp.asarray(-1, jnp.int32), hist0)
