@@ -54,17 +54,16 @@ def default_eig_tol(dtype, P: int) -> float:
 def check_tolerances(tol, eig_tol, dtype, P: int, where: str) -> tuple[float, float]:
     """Validated `(tol, eig_tol)` with their dtype defaults (both relative, `0 <= tol`, `0 <= eig_tol < 1`)."""
     tol = default_tol(dtype) if tol is None else check_real(tol, where, "tol", minimum=0.0)
-    eig_tol = default_eig_tol(dtype, P) if eig_tol is None else check_real(eig_tol, where, "eig_tol", minimum=0.0,
-                                                                         maximum=1.0, strict=False)
+    eig_tol = default_eig_tol(dtype, P) if eig_tol is None else check_real(eig_tol, where, "eig_tol", minimum=0.0)
     if eig_tol >= 1.0:
         raise ValueError(f"{where}: eig_tol is relative to the largest |eigenvalue| and must be < 1; got {eig_tol:g}")
     return tol, eig_tol
 
 
-def verdict(lam: jax.Array, gV: jax.Array, x_norm: jax.Array, tol, eig_tol, n_total: int | None = None) -> MinimumTest:
-    """The test from eigenvalues `lam (m,)` and the gradient's components along their eigenvectors
-    `gV (m,)` (`Vᵀ g`; with only some eigenpairs known, pass `None` for `gV` and the relative step in
-    `x_norm`'s place is computed by the caller — see `verdict_from_step`)."""
+def verdict(lam: jax.Array, gV: jax.Array, x_norm: jax.Array, tol, eig_tol) -> MinimumTest:
+    """The test from all eigenvalues `lam (P,)`, the gradient's components along their eigenvectors
+    `gV (P,)` (`Vᵀ g`) and the parameters' norm `x_norm`. (With only some eigenpairs known, estimate the
+    relative step yourself and call `verdict_from_step`.)"""
     scale = jnp.max(jnp.abs(lam))
     floor = eig_tol * scale
     zero = jnp.abs(lam) <= floor
@@ -73,14 +72,12 @@ def verdict(lam: jax.Array, gV: jax.Array, x_norm: jax.Array, tol, eig_tol, n_to
     # a zero Hessian: no curvature scale at all; any gradient is "not stationary"
     step = jnp.where(scale > 0, step, jnp.where(jnp.linalg.norm(gV) > 0, jnp.inf, 0.0))
     rel = step / jnp.maximum(x_norm, 1.0)
-    return verdict_from_step(lam, rel, tol, eig_tol, n_total)
+    return verdict_from_step(lam, rel, tol, eig_tol)
 
 
-def verdict_from_step(lam: jax.Array, rel: jax.Array, tol, eig_tol, n_total: int | None = None) -> MinimumTest:
-    """The test from some eigenvalues `lam` and an already computed relative Newton step `rel`.
-
-    `n_total`: the number of parameters when `lam` holds only some of the eigenvalues (Lanczos):
-    then the counts are of the computed eigenvalues, lower bounds of the true counts."""
+def verdict_from_step(lam: jax.Array, rel: jax.Array, tol, eig_tol) -> MinimumTest:
+    """The test from eigenvalues `lam` and an already computed relative Newton step `rel`. When `lam`
+    holds only some of the eigenvalues (Lanczos), the counts are of those: lower bounds of the true ones."""
     scale = jnp.max(jnp.abs(lam))
     floor = eig_tol * scale
     n_pos = jnp.sum(lam > floor)

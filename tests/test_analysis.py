@@ -20,8 +20,8 @@ CASES = [
     ("monkey saddle", lambda x: x[0] ** 3 - 3 * x[0] * x[1] ** 2, jnp.zeros(2), "degenerate"),
     ("x²-y²+y⁴ at its minimum", lambda x: x[0] ** 2 - x[1] ** 2 + x[1] ** 4, jnp.array([0.0, 2**-0.5]), "minimum"),
     ("slope", lambda x: jnp.sum(x**2) + x[0], jnp.zeros(2), "not_stationary"),
-    ("pytree bowl", lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2), {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)},
-     "minimum"),
+    ("pytree bowl", lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2),
+     {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)}, "minimum"),
 ]
 
 
@@ -139,3 +139,19 @@ def test_lanczos_top_eigenvalue_of_an_mlp_hessian_matches_dense_eigh():
     np.testing.assert_allclose(bottom.eigenvalues, dense[:1], rtol=1e-8)
     res = classify_critical_point(loss, params, method="lanczos")
     assert res.kind == "not_stationary" and res.min_eigenvalue < 0 < res.max_eigenvalue
+
+
+def test_results_are_modules_with_summary_and_to_dict():
+    import json
+
+    import equinox as eqx
+
+    loss, lam, _ = _spectrum_problem(P=12, seed=2)
+    cp = classify_critical_point(loss, jnp.zeros(12))
+    top = hessian_eigenvalues(loss, jnp.zeros(12), k=2)
+    tr = hessian_trace(loss, jnp.zeros(12), num_samples=4)
+    for r in (cp, top, tr):
+        assert isinstance(r, eqx.Module) and r.summary()
+        json.dumps(r.to_dict())
+    assert cp.to_dict()["kind"] == "saddle" and cp.to_dict()["n_negative"] == int(np.sum(lam < 0))
+    np.testing.assert_allclose(top.to_dict()["eigenvalues"], np.sort(lam)[::-1][:2], rtol=1e-10)

@@ -9,7 +9,6 @@ import numpy as np
 import optax
 import pytest
 
-from mmljax import Status
 from mmljax.analysis import hessian_eigenvalues
 from mmljax.solvers import (
     DivergenceError,
@@ -98,7 +97,8 @@ def test_gradient_descent_step_is_one_over_the_largest_curvature():
 
 
 def test_gradient_descent_divergence_names_step_and_last_finite_loss():
-    with pytest.raises(DivergenceError, match=r"diverged at step \d+: .*last finite loss .* at step \d+.*step_size") as e:
+    msg = r"diverged at step \d+: .*last finite loss .* at step \d+.*step_size"
+    with pytest.raises(DivergenceError, match=msg) as e:
         gradient_descent(lambda x: jnp.sum(x**2), jnp.ones(2), step_size=10.0, max_steps=1000)
     err = e.value
     assert err.step == err.last_finite_step + 1 and np.isfinite(err.last_finite_loss) and err.last_finite_loss > 1e300
@@ -198,7 +198,8 @@ def test_bad_checkpoints_are_clear_errors(regression_data, tmp_path):
     p0 = {"b": jnp.zeros(()), "w": jnp.zeros(3)}
     path = tmp_path / "c.ckpt"
     minimize(loss, p0, optax.sgd(0.1), max_steps=10, args=data, batch_size=16, checkpoint=path, checkpoint_every=5)
-    with pytest.raises(ValueError, match=r"belongs to a different run — max_steps differ \(max_steps: saved 10 vs now 12\).*resume=False"):
+    differ = r"belongs to a different run — max_steps differ \(max_steps: saved 10 vs now 12\).*resume=False"
+    with pytest.raises(ValueError, match=differ):
         minimize(loss, p0, optax.sgd(0.1), max_steps=12, args=data, batch_size=16, checkpoint=path, checkpoint_every=5)
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(ValueError, match="is corrupt: the payload's checksum"):

@@ -151,7 +151,7 @@ def test_newton_optimum_is_differentiated_implicitly_against_the_ridge_closed_fo
                                rtol=1e-10, atol=1e-13)
     # a hypergradient through the fit, compiled
     val = lambda lam: jnp.sum((solved(lam, y) - 1.0) ** 2)  # noqa: E731
-    np.testing.assert_allclose(jax.jit(jax.grad(val))(lam), jax.grad(lambda l: jnp.sum((closed(l, y) - 1) ** 2))(lam),
+    np.testing.assert_allclose(jax.jit(jax.grad(val))(lam), jax.grad(lambda t: jnp.sum((closed(t, y) - 1) ** 2))(lam),
                                rtol=1e-10)
 
 
@@ -159,7 +159,7 @@ def test_implicit_derivative_with_newton_cg():
     X, y = _data(4, n=10, d=3)
     solved = lambda lam: newton(ridge, jnp.zeros(3), args=(X, y, lam), method="cg", cg_tol=1e-14).params  # noqa: E731
     want = -np.linalg.solve(X.T @ X + 2.0 * np.eye(3), np.linalg.solve(X.T @ X + 2.0 * np.eye(3), X.T @ y))
-    np.testing.assert_allclose(jax.grad(lambda l: solved(l)[0])(2.0), want[0], rtol=1e-8)
+    np.testing.assert_allclose(jax.grad(lambda t: solved(t)[0])(2.0), want[0], rtol=1e-8)
 
 
 # ------------------------------------------------------------------ hardening
@@ -230,7 +230,8 @@ def test_equinox_module_parameters_and_ravel_vec_order():
     (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), tol=-1.0), ValueError, "newton: tol must be >= 0"),
     (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), max_steps=2.5), TypeError, "max_steps must be an integer"),
     (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), method="bfgs"), ValueError, "method must be one of"),
-    (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), step_size=-1.0), ValueError, "step_size must be > 0"),
+    (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), step_size=-1.0), ValueError,
+     "step_size must be > 0"),
     (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), history_size=0), ValueError, "history_size"),
     (lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), eig_tol=-1), ValueError,
      "classify_critical_point: eig_tol must be >= 0"),
@@ -282,7 +283,8 @@ def test_minimize_compiles_once_and_runs_under_vmap():
                      progress=False)
     assert compiled == []
     # under vmap over datasets: the whole run is one loop; full batch with a relative tol
-    Xs, ys = jnp.stack([_data(s, n=16, d=2)[0] for s in range(3)]), jnp.stack([_data(s, n=16, d=2)[1] for s in range(3)])
+    sets = [_data(s, n=16, d=2) for s in range(3)]
+    Xs, ys = jnp.stack([X for X, _ in sets]), jnp.stack([y for _, y in sets])
     run = lambda X, y: minimize(_mse, jnp.zeros(2), optax.lbfgs(), args=(X, y), max_steps=50, tol=1e-10)  # noqa: E731
     res = jax.vmap(run)(Xs, ys)
     assert np.all(np.asarray(res.status) == Status.CONVERGED) and res.history.shape == (3, 50)
