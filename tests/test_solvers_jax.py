@@ -293,3 +293,13 @@ def test_minimize_compiles_once_and_runs_under_vmap():
     eager = run(Xs[0], ys[0])
     np.testing.assert_allclose(eager.params, res.params[0], rtol=1e-12)
     assert eager.steps == int(res.steps[0]) and eager.converged
+
+
+def test_gradient_descent_minimiser_is_differentiated_implicitly_too():
+    X, y = _data(11, n=12, d=2)
+
+    def solved(lam):
+        return gradient_descent(ridge, jnp.zeros(2), args=(X, y, lam), max_steps=5000, tol=1e-13).params
+
+    A = X.T @ X + 1.5 * np.eye(2)
+    np.testing.assert_allclose(jax.jacrev(solved)(1.5), -np.linalg.solve(A, np.linalg.solve(A, X.T @ y)), rtol=1e-8)

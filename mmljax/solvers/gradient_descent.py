@@ -24,12 +24,14 @@ from ._iterative import (
     divergence,
     finish,
     finished_status,
+    implicit_optimum,
     initial_state,
     prepare,
     running,
 )
 from ._optimize_result import OptimizeResult
 
+_IMPLICIT_DENSE_LIMIT = 2000  # implicit derivative by a dense Hessian solve up to this many parameters, else CG
 _NO_STEP = 99  # internal: no usable step size at params0 (flat or non-finite curvature)
 
 
@@ -44,6 +46,7 @@ def _largest_curvature(fp: FlatProblem, x: jax.Array, args: Any, num_iterations:
 def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, history_size, trajectory, num_iterations):
     where = "gradient_descent"
     fp = FlatProblem(loss, params0, args, where)
+    args_in = args
     args = jax.lax.stop_gradient(args)
     vg = jax.value_and_grad(fp.f)
     x0 = jax.lax.stop_gradient(fp.x0)
@@ -75,7 +78,11 @@ def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, histo
 
     s = jax.lax.while_loop(running(max_steps), body, s0)
     status = finished_status(s)
-    out = OptimizeResult(params=fp.unravel(s.x), loss=s.f, grad_norm=jnp.linalg.norm(s.g), steps=s.step,
+    x, loss_value, g = s.x, s.f, s.g
+    if args_in is not None:  # the minimiser's derivative w.r.t. the data: implicit, one Hessian solve
+        x = implicit_optimum(fp, x, args_in, dense=x.shape[0] <= _IMPLICIT_DENSE_LIMIT)
+        loss_value, g = jax.value_and_grad(fp.f)(x, args_in)
+    out = OptimizeResult(params=fp.unravel(x), loss=loss_value, grad_norm=jnp.linalg.norm(g), steps=s.step,
                          status=jnp.where(status == _NO_STEP, int(Status.DIVERGED), status).astype(jnp.int32),
                          history=s.history, trajectory=jax.vmap(fp.unravel)(s.trajectory) if trajectory else None,
                          step_size=step, method="gradient_descent")
@@ -104,7 +111,9 @@ def gradient_descent(
     - `params0`: starting parameters (array or pytree of real floating arrays: dicts, NamedTuples,
       equinox modules — non-array leaves are static).
     - `args`: data passed to `loss` (any pytree of arrays). The program is compiled once per loss
-      function, options and shapes: new `args` or `params0` of the same shapes reuse it.
+      function, options and shapes: new `args` or `params0` of the same shapes reuse it. The returned
+      `params` are differentiable w.r.t. `args` by the implicit function theorem (valid at a converged
+      minimum), never through the iterations.
     - `step_size`: fixed step; `None` (default) uses `1 / λ_max` of the Hessian at `params0`, estimated
       by `num_iterations` Lanczos steps on `hvp` (no dense Hessian; the top Ritz value plus its
       residual bound, so not an underestimate of the curvature up to rounding).

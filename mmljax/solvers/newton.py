@@ -215,7 +215,9 @@ def newton(
       static).
     - `args`: data passed to `loss` (any pytree of arrays). Compiled once per loss function, options and
       shapes: new `args` or `params0` of the same shapes reuse the program. The returned `params` (and
-      `loss`) are differentiable w.r.t. `args` by the implicit function theorem.
+      `loss`) are differentiable w.r.t. `args` by the implicit function theorem, never through the
+      iterations: `dθ*/d args = −H⁻¹ ∂²L/∂θ∂args`, one Hessian solve (dense, or CG on `hvp` for "cg"),
+      valid where the result is a minimum (`status == CONVERGED`).
     - `method`: "dense" (Hessian by `jax.hessian`, eigen-decomposed: `O(P²)` memory), "cg"
       (Newton-CG on `hvp`, `O(P)` memory) or "auto" (dense when `P <= dense_limit`).
     - `max_steps`: the most accepted steps.

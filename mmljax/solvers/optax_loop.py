@@ -8,6 +8,8 @@ and ends with exactly the parameters, of an uninterrupted one.
 
 Called inside `jax.jit`/`jax.vmap` (any traced input), the whole run is one `while_loop` (no
 progress bar, checkpoint or callback) and divergence is reported as `status == Status.DIVERGED`.
+Derivatives w.r.t. `args` then go through the iterations (forward mode; an optax run need not end at
+a minimum, so no implicit derivative is attached — use `newton` for that).
 
 The chunk program is compiled once per (loss function, optimiser object, options, shapes): the
 data, the parameters and the key are traced arguments.
