@@ -303,3 +303,15 @@ def test_gradient_descent_minimiser_is_differentiated_implicitly_too():
 
     A = X.T @ X + 1.5 * np.eye(2)
     np.testing.assert_allclose(jax.jacrev(solved)(1.5), -np.linalg.solve(A, np.linalg.solve(A, X.T @ y)), rtol=1e-8)
+
+
+def test_spectrum_and_trace_inside_jit_and_vmap():
+    args = jnp.stack([jnp.asarray([1.0, 2.0, 5.0]), jnp.asarray([3.0, 0.5, 4.0])])
+    f = lambda p, d: 0.5 * jnp.sum(d * p**2)  # noqa: E731
+    top = jax.jit(jax.vmap(lambda d: hessian_eigenvalues(f, jnp.ones(3), k=1, args=d).eigenvalues))(args)
+    np.testing.assert_allclose(top[:, 0], [5.0, 4.0], rtol=1e-12)
+    tr = jax.vmap(lambda d: hessian_trace(f, jnp.ones(3), args=d, num_samples=3).estimate)(args)
+    np.testing.assert_allclose(tr, [8.0, 7.5], rtol=1e-12)  # exact for a diagonal Hessian
+    # a NaN loss inside jit: NaN numbers, not an exception
+    bad = jax.jit(lambda p: hessian_eigenvalues(lambda q: jnp.sum(jnp.log(q)), p).eigenvalues)(-jnp.ones(3))
+    assert np.all(np.isnan(bad))
