@@ -25,6 +25,15 @@ class Ritz(NamedTuple):
     Q: jax.Array
 
 
+class _LanczosState(NamedTuple):
+    Q: jax.Array  # (m, P) the basis so far
+    alpha: jax.Array  # (m,) diagonal of T
+    beta: jax.Array  # (m,) off-diagonal of T (beta[m-1]: the next residual's norm)
+    q: jax.Array  # the current vector
+    q_prev: jax.Array
+    b_prev: jax.Array
+
+
 def lanczos_tridiagonal(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, m: int, key: jax.Array):
     """`m` Lanczos steps with full reorthogonalisation.
 
@@ -42,8 +51,8 @@ def lanczos_tridiagonal(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array,
             w = w - (Q @ w) @ Q
         return w
 
-    def body(j, carry):
-        Q, alpha, beta, q, q_prev, b_prev = carry
+    def body(j, c: _LanczosState) -> _LanczosState:
+        Q, alpha, beta, q, q_prev, b_prev = c.Q, c.alpha, c.beta, c.q, c.q_prev, c.b_prev
         Q = Q.at[j].set(q)
         w = matvec(q)
         a = jnp.vdot(q, w)
@@ -54,11 +63,11 @@ def lanczos_tridiagonal(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array,
         fresh = orthogonalise(jax.random.normal(jax.random.fold_in(key, j), (P,), dtype), Q)
         q_next = jnp.where(broke, fresh / jnp.linalg.norm(fresh), w / jnp.where(broke, 1.0, b))
         b = jnp.where(broke, 0.0, b)
-        return Q, alpha.at[j].set(a), beta.at[j].set(b), q_next, q, b
+        return _LanczosState(Q, alpha.at[j].set(a), beta.at[j].set(b), q_next, q, b)
 
-    init = (Q, jnp.zeros(m, dtype), jnp.zeros(m, dtype), q0, jnp.zeros_like(q0), jnp.zeros((), dtype))
-    Q, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, init)
-    return alpha, beta, Q
+    init = _LanczosState(Q, jnp.zeros(m, dtype), jnp.zeros(m, dtype), q0, jnp.zeros_like(q0), jnp.zeros((), dtype))
+    out = jax.lax.fori_loop(0, m, body, init)
+    return out.alpha, out.beta, out.Q
 
 
 def ritz(matvec: Callable[[jax.Array], jax.Array], P: int, dtype, m: int, key: jax.Array) -> Ritz:

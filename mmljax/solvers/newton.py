@@ -19,7 +19,7 @@ The optimum is differentiable with respect to `args` by the implicit function th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -61,34 +61,40 @@ def _dense(f: Callable, x: jax.Array, g: jax.Array):
     return d, lam[0], V[:, 0], scale
 
 
+class _CGState(NamedTuple):
+    i: jax.Array  # iterations done
+    d: jax.Array  # the solution so far
+    r: jax.Array  # residual -g - H d
+    p: jax.Array  # search direction
+    rr: jax.Array  # r·r
+    done: jax.Array
+
+
 def _cg_direction(f: Callable, x: jax.Array, g: jax.Array, max_iter: int, rtol) -> jax.Array:
     """Truncated CG on `H d = -g` to a residual `rtol |g|` (default forcing term `min(0.1, |g|)`);
     steepest descent on immediate negative curvature."""
     gnorm = jnp.linalg.norm(g)
     target = (jnp.minimum(0.1, gnorm) if rtol is None else rtol) * gnorm
 
-    def cond(s):
-        i, d, r, p, rr, done = s
-        return (i < max_iter) & ~done
+    def cond(s: _CGState):
+        return (s.i < max_iter) & ~s.done
 
-    def body(s):
-        i, d, r, p, rr, done = s
-        hp = hvp(f, x, p)
-        curv = jnp.vdot(p, hp)
+    def body(s: _CGState) -> _CGState:
+        hp = hvp(f, x, s.p)
+        curv = jnp.vdot(s.p, hp)
         negative = curv <= 0
-        alpha = rr / jnp.where(negative, 1.0, curv)
-        d_new = d + alpha * p
-        r_new = r - alpha * hp
+        alpha = s.rr / jnp.where(negative, 1.0, curv)
+        d_new = s.d + alpha * s.p
+        r_new = s.r - alpha * hp
         rr_new = jnp.vdot(r_new, r_new)
-        p_new = r_new + (rr_new / jnp.where(rr > 0, rr, 1.0)) * p
-        d = jnp.where(negative, jnp.where(i == 0, -g, d), d_new)  # stop before a negative-curvature step
-        r, p, rr = (jnp.where(negative, a, b) for a, b in ((r, r_new), (p, p_new), (rr, rr_new)))
+        p_new = r_new + (rr_new / jnp.where(s.rr > 0, s.rr, 1.0)) * s.p
+        d = jnp.where(negative, jnp.where(s.i == 0, -g, s.d), d_new)  # stop before a negative-curvature step
+        r, p, rr = (jnp.where(negative, a, b) for a, b in ((s.r, r_new), (s.p, p_new), (s.rr, rr_new)))
         done = negative | (jnp.sqrt(rr_new) <= target)
-        return i + 1, d, r, p, rr, done
+        return _CGState(s.i + 1, d, r, p, rr, done)
 
-    zero = jnp.zeros_like(g)
-    state = (0, zero, -g, -g, jnp.vdot(g, g), gnorm == 0)
-    return jax.lax.while_loop(cond, body, state)[1]
+    state = _CGState(jnp.zeros((), jnp.int32), jnp.zeros_like(g), -g, -g, jnp.vdot(g, g), gnorm == 0)
+    return jax.lax.while_loop(cond, body, state).d
 
 
 def _smallest_eigenpair(f: Callable, x: jax.Array):
@@ -97,25 +103,28 @@ def _smallest_eigenpair(f: Callable, x: jax.Array):
     return r.theta[0], r.S[:, 0] @ r.Q, jnp.max(jnp.abs(r.theta))
 
 
+class _SearchState(NamedTuple):
+    alpha: jax.Array  # the step fraction tried
+    f_try: jax.Array  # the loss there
+    it: jax.Array  # halvings done
+
+
 def _line_search(f: Callable, x, fx, slope, d):
     """Backtracking from the full step: the largest `2^-i` (i < 60) with a finite loss, Armijo's
     sufficient decrease and a strict decrease."""
 
-    def accept(alpha, f_try):
-        return jnp.isfinite(f_try) & (f_try <= fx + 1e-4 * alpha * slope) & (f_try < fx)
+    def accept(s: _SearchState):
+        return jnp.isfinite(s.f_try) & (s.f_try <= fx + 1e-4 * s.alpha * slope) & (s.f_try < fx)
 
-    def cond(s):
-        alpha, f_try, it = s
-        return ~accept(alpha, f_try) & (it < 60)
+    def cond(s: _SearchState):
+        return ~accept(s) & (s.it < 60)
 
-    def body(s):
-        alpha, _, it = s
-        alpha = alpha / 2
-        return alpha, f(x + alpha * d), it + 1
+    def body(s: _SearchState) -> _SearchState:
+        alpha = s.alpha / 2
+        return _SearchState(alpha, f(x + alpha * d), s.it + 1)
 
-    one = jnp.ones((), x.dtype)
-    alpha, f_try, _ = jax.lax.while_loop(cond, body, (one, f(x + d), 0))
-    return alpha, accept(alpha, f_try)
+    s = jax.lax.while_loop(cond, body, _SearchState(jnp.ones((), x.dtype), f(x + d), jnp.zeros((), jnp.int32)))
+    return s.alpha, accept(s)
 
 
 @eqx.filter_jit

@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -97,6 +97,22 @@ def _no_constraint(batch):
     return batch
 
 
+class _ChunkCarry(NamedTuple):
+    params: Any
+    opt_state: Any
+    bad_step: jax.Array  # the first step with a non-finite loss/gradient/parameter, -1 if none
+    bad_value: jax.Array  # the value met there
+    done: jax.Array  # the tolerance was met
+
+
+class _RunState(NamedTuple):
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    status: jax.Array  # a Status value, -1 while running
+    history: jax.Array
+
+
 @eqx.filter_jit
 def _chunk(loss, optimizer, params, opt_state, data, key, start, gtol, *, length, n, batch_size, has_args,
            constrain):
@@ -104,22 +120,22 @@ def _chunk(loss, optimizer, params, opt_state, data, key, start, gtol, *, length
     step_fn = _step_fn(loss, optimizer, has_args, n, batch_size, constrain)
     dtype = jnp.result_type(*[jnp.asarray(leaf).dtype for leaf in jax.tree_util.tree_leaves(params)])
 
-    def body(carry, step):
-        params, opt_state, bad_step, bad_value, done = carry
-        new_params, new_state, value, grads = step_fn(params, opt_state, data, key, step)
+    def body(c: _ChunkCarry, step):
+        new_params, new_state, value, grads = step_fn(c.params, c.opt_state, data, key, step)
         gnorm = _tree_norm(grads)
         finite = jnp.isfinite(value) & _tree_finite(grads) & _tree_finite(new_params)
         met = gnorm <= gtol
-        move = finite & (bad_step < 0) & ~done & ~met
+        move = finite & (c.bad_step < 0) & ~c.done & ~met
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
-        first_bad = ~finite & (bad_step < 0) & ~done
-        bad_step = jnp.where(first_bad, step, bad_step)
-        bad_value = jnp.where(first_bad, jnp.where(jnp.isfinite(value), gnorm, value), bad_value)
-        done = done | (met & finite)
+        first_bad = ~finite & (c.bad_step < 0) & ~c.done
+        bad_step = jnp.where(first_bad, step, c.bad_step)
+        bad_value = jnp.where(first_bad, jnp.where(jnp.isfinite(value), gnorm, value), c.bad_value)
+        done = c.done | (met & finite)
         loss_out = jnp.where((bad_step < 0) | first_bad, value, jnp.nan)
-        return (keep(new_params, params), keep(new_state, opt_state), bad_step, bad_value, done), (loss_out, done)
+        carry = _ChunkCarry(keep(new_params, c.params), keep(new_state, c.opt_state), bad_step, bad_value, done)
+        return carry, (loss_out, done)
 
-    carry = (params, opt_state, jnp.asarray(-1, jnp.int32), jnp.zeros((), dtype), jnp.asarray(False))
+    carry = _ChunkCarry(params, opt_state, jnp.asarray(-1, jnp.int32), jnp.zeros((), dtype), jnp.asarray(False))
     steps = start + jnp.arange(length, dtype=jnp.int32)
     return jax.lax.scan(body, carry, steps)
 
@@ -133,27 +149,26 @@ def _whole_run(loss, optimizer, params, data, key, gtol, *, max_steps, history_s
     dtype = jnp.result_type(*[jnp.asarray(leaf).dtype for leaf in leaves])
     hist0 = jnp.full((min(max_steps, history_size),), jnp.nan, dtype)
 
-    def cond(c):
-        step, _, _, status, _ = c
-        return (step < max_steps) & (status < 0)
+    def cond(c: _RunState):
+        return (c.step < max_steps) & (c.status < 0)
 
-    def body(c):
-        step, params, opt_state, status, hist = c
-        new_params, new_state, value, grads = step_fn(params, opt_state, data, key, step)
+    def body(c: _RunState) -> _RunState:
+        new_params, new_state, value, grads = step_fn(c.params, c.opt_state, data, key, c.step)
         finite = jnp.isfinite(value) & _tree_finite(grads) & _tree_finite(new_params)
         met = _tree_norm(grads) <= gtol
         move = finite & ~met
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
-        hist = hist.at[jnp.where(move, step, hist.shape[0])].set(value.astype(dtype), mode="drop")
+        hist = c.history.at[jnp.where(move, c.step, c.history.shape[0])].set(value.astype(dtype), mode="drop")
         status = jnp.where(~finite, int(Status.DIVERGED), jnp.where(met, int(Status.CONVERGED), -1)).astype(jnp.int32)
-        return step + jnp.where(move, 1, 0), keep(new_params, params), keep(new_state, opt_state), status, hist
+        return _RunState(c.step + jnp.where(move, 1, 0), keep(new_params, c.params), keep(new_state, c.opt_state),
+                         status, hist)
 
-    c0 = (jnp.zeros((), jnp.int32), params, opt_state, jnp.asarray(-1, jnp.int32), hist0)
-    steps, params, _, status, hist = jax.lax.while_loop(cond, body, c0)
-    value, grads = jax.value_and_grad(lambda p: loss(p, data) if has_args else loss(p))(params)
-    status = jnp.where(status < 0, int(Status.MAX_STEPS), status).astype(jnp.int32)
-    return OptimizeResult(params=params, loss=value, grad_norm=_tree_norm(grads), steps=steps,
-                          status=status, history=hist, method="optax")
+    c0 = _RunState(jnp.zeros((), jnp.int32), params, opt_state, jnp.asarray(-1, jnp.int32), hist0)
+    out = jax.lax.while_loop(cond, body, c0)
+    value, grads = jax.value_and_grad(lambda p: loss(p, data) if has_args else loss(p))(out.params)
+    status = jnp.where(out.status < 0, int(Status.MAX_STEPS), out.status).astype(jnp.int32)
+    return OptimizeResult(params=out.params, loss=value, grad_norm=_tree_norm(grads), steps=out.step,
+                          status=status, history=out.history, method="optax")
 
 
 @eqx.filter_jit
@@ -318,11 +333,12 @@ def minimize(
     try:
         while step < max_steps and not converged_early:
             length = min(chunk_len, max_steps - step, base - step % base)
-            (params_new, state_new, bad_step, bad_value, _), (losses, dones) = _chunk(
+            carry, (losses, dones) = _chunk(
                 loss, optimizer, params, opt_state, args, key, jnp.asarray(step, jnp.int32), gtol, length=length,
                 n=n, batch_size=batch_size, has_args=has_args, constrain=constrain)
+            params_new, state_new, bad_value = carry.params, carry.opt_state, carry.bad_value
             losses = np.asarray(losses)
-            bad_step = int(bad_step)
+            bad_step = int(carry.bad_step)
             if bad_step >= 0:
                 _store(history, step, losses[: bad_step - step + 1])
                 finite = losses[: bad_step - step]
