@@ -315,3 +315,13 @@ def test_spectrum_and_trace_inside_jit_and_vmap():
     # a NaN loss inside jit: NaN numbers, not an exception
     bad = jax.jit(lambda p: hessian_eigenvalues(lambda q: jnp.sum(jnp.log(q)), p).eigenvalues)(-jnp.ones(3))
     assert np.all(np.isnan(bad))
+
+
+def test_throw_raises_at_run_time_inside_jit():
+    run = jax.jit(lambda p0: newton(lambda x: -jnp.sum(x**2), p0, throw=True).params)
+    with pytest.raises(Exception, match="newton: diverged"):
+        jax.block_until_ready(run(jnp.ones(2)))
+    ok = jax.jit(lambda p0: newton(lambda x: jnp.sum((x - 1) ** 2), p0, throw=True).params)(jnp.zeros(2))
+    np.testing.assert_allclose(ok, [1.0, 1.0])
+    with pytest.raises(DivergenceError):  # eagerly: the usual error
+        gradient_descent(lambda x: jnp.sum(x**2), jnp.ones(2), step_size=10.0, throw=True)

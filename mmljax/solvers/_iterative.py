@@ -101,6 +101,12 @@ def finished_status(s: LoopState) -> jax.Array:
     return jnp.where(s.status == RUNNING, int(Status.MAX_STEPS), s.status).astype(jnp.int32)
 
 
+def checked(where: str, x: jax.Array, status: jax.Array) -> jax.Array:
+    """`x`, with a runtime error (`equinox.error_if`) when `status` is `DIVERGED` (any batch element)."""
+    msg = f"{where}: diverged: the loss, gradient or parameters became non-finite, or the loss ran to -inf"
+    return eqx.error_if(x, status == int(Status.DIVERGED), msg)
+
+
 def implicit_optimum(fp: FlatProblem, x_star: jax.Array, args: Any, dense: bool) -> jax.Array:
     """`x_star` with the derivative of an optimum w.r.t. `args` by the implicit function theorem.
 

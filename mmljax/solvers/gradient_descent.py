@@ -12,7 +12,7 @@ import numpy as np
 
 from .._lanczos import ritz
 from .._problem import FlatProblem
-from .._validate import check_int, check_real
+from .._validate import check_bool, check_int, check_real
 from ..derivatives import hvp
 from ..status import Status
 from ._iterative import (
@@ -23,6 +23,7 @@ from ._iterative import (
     check_tol,
     divergence,
     finish,
+    checked,
     finished_status,
     implicit_optimum,
     initial_state,
@@ -43,7 +44,8 @@ def _largest_curvature(fp: FlatProblem, x: jax.Array, args: Any, num_iterations:
 
 
 @eqx.filter_jit
-def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, history_size, trajectory, num_iterations):
+def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, history_size, trajectory, num_iterations,
+             throw):
     where = "gradient_descent"
     fp = FlatProblem(loss, params0, args, where)
     args_in = args
@@ -79,6 +81,8 @@ def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, histo
     s = jax.lax.while_loop(running(max_steps), body, s0)
     status = finished_status(s)
     x, loss_value, g = s.x, s.f, s.g
+    if throw:
+        x = checked(where, x, jnp.where(status == _NO_STEP, int(Status.DIVERGED), status))
     if args_in is not None:  # the minimiser's derivative w.r.t. the data: implicit, one Hessian solve
         x = implicit_optimum(fp, x, args_in, dense=x.shape[0] <= _IMPLICIT_DENSE_LIMIT)
         loss_value, g = jax.value_and_grad(fp.f)(x, args_in)
@@ -100,6 +104,7 @@ def gradient_descent(
     trajectory: bool = False,
     num_iterations: int = 30,
     history_size: int = DEFAULT_HISTORY_SIZE,
+    throw: bool = False,
     power_iterations: int | None = None,
 ) -> OptimizeResult:
     """Minimise `loss(params)` (or `loss(params, args)`) by `params <- params - step_size * grad` in one
@@ -123,6 +128,8 @@ def gradient_descent(
     - `trajectory`: also return the parameters at every recorded iterate (memory `O(history_size * P)`).
     - `history_size`: the most steps whose loss (and trajectory) is stored; nothing is allocated for
       `max_steps` beyond it.
+    - `throw`: inside `jax.jit`/`vmap`, also raise a runtime error (`equinox.error_if`) when the run
+      diverged (or no step size could be chosen), instead of only reporting `status == DIVERGED`.
 
     **Returns:** an `OptimizeResult`; `history` has the loss at steps `0..min(steps, history_size)`,
     `step_size` the step used. Under `jax.jit`/`jax.vmap` (any traced input) the result holds arrays
@@ -141,13 +148,15 @@ def gradient_descent(
     max_steps, history_size, trajectory = check_common(where, max_steps, history_size, trajectory)
     tol = check_tol(where, tol)
     num_iterations = check_int(num_iterations, where, "num_iterations", minimum=1)
+    throw = check_bool(throw, where, "throw")
     auto = step_size is None
     if not auto:
         step_size = check_real(step_size, where, "step_size", minimum=0.0, strict=True)
     params0, traced = prepare(where, loss, params0, args)
     out, (bad, reason, no_step) = _program(
         loss, params0, args, np.asarray(0.0 if auto else step_size), np.asarray(tol), auto_step=auto,
-        max_steps=max_steps, history_size=history_size, trajectory=trajectory, num_iterations=num_iterations)
+        max_steps=max_steps, history_size=history_size, trajectory=trajectory, num_iterations=num_iterations,
+        throw=throw and traced)
     if not traced and bool(no_step):
         raise ValueError(f"{where}: cannot choose a step size: the Hessian's largest eigenvalue magnitude at params0 "
                          f"is {1 / float(out.step_size) if float(out.step_size) else 0.0} (flat or non-finite "

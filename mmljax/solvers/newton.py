@@ -28,7 +28,7 @@ import numpy as np
 
 from .._lanczos import ritz
 from .._problem import FlatProblem
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_bool, check_choice, check_int, check_real
 from ..derivatives import hvp
 from ..status import Status
 from ._iterative import (
@@ -39,6 +39,7 @@ from ._iterative import (
     check_tol,
     divergence,
     finish,
+    checked,
     finished_status,
     implicit_optimum,
     initial_state,
@@ -129,7 +130,7 @@ def _line_search(f: Callable, x, fx, slope, d):
 
 @eqx.filter_jit
 def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, history_size, trajectory, cg_max_iter,
-             cg_tol):
+             cg_tol, throw):
     where = "newton"
     fp = FlatProblem(loss, params0, args, where)
     args_in = args
@@ -191,6 +192,8 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
 
     s = jax.lax.while_loop(running(max_steps), body, s0)
     x, loss_value, g = s.x, s.f, s.g
+    if throw:
+        x = checked(where, x, s.status)
     if args_in is not None:  # the optimum's derivative w.r.t. the data: implicit, one Hessian solve
         x = implicit_optimum(fp, x, args_in, dense)
         loss_value, g = jax.value_and_grad(fp.f)(x, args_in)
@@ -214,6 +217,7 @@ def newton(
     cg_tol: float | None = None,
     trajectory: bool = False,
     history_size: int = DEFAULT_HISTORY_SIZE,
+    throw: bool = False,
 ) -> OptimizeResult:
     """Minimise `loss(params)` (or `loss(params, args)`) by damped Newton steps in one compiled `while_loop`.
 
@@ -238,6 +242,8 @@ def newton(
       `cg_tol` with `cg_max_iter >= P` makes each step an exact Newton step).
     - `trajectory`: also return the parameters at every recorded iterate.
     - `history_size`: the most steps whose loss (and trajectory) is stored.
+    - `throw`: inside `jax.jit`/`vmap`, also raise a runtime error (`equinox.error_if`) when the run
+      diverged, instead of only reporting `status == DIVERGED` (eager calls always raise).
 
     **Returns:** an `OptimizeResult` (`history` of the loss at steps `0..min(steps, history_size)`,
     `method` the variant, `status` why it stopped: `CONVERGED`, `MAX_STEPS`, `STALLED` (no step along
@@ -255,6 +261,7 @@ def newton(
     dense_limit = check_int(dense_limit, where, "dense_limit", minimum=0)
     cg_max_iter = None if cg_max_iter is None else check_int(cg_max_iter, where, "cg_max_iter", minimum=1)
     cg_tol = None if cg_tol is None else check_real(cg_tol, where, "cg_tol", minimum=0.0, maximum=1.0, strict=False)
+    throw = check_bool(throw, where, "throw")
     params0, traced = prepare(where, loss, params0, args)
     if tol is None:
         dtypes = [np.dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(params0) if hasattr(leaf, "dtype")
@@ -263,5 +270,5 @@ def newton(
         tol = max(1e-10, 10 * eps)
     out, diag = _program(loss, params0, args, np.asarray(tol), method=method, dense_limit=dense_limit,
                          max_steps=max_steps, history_size=history_size, trajectory=trajectory,
-                         cg_max_iter=cg_max_iter, cg_tol=cg_tol)
+                         cg_max_iter=cg_max_iter, cg_tol=cg_tol, throw=throw and traced)
     return finish(where, out, diag, traced, "check the loss for overflow or start closer to a minimum")
