@@ -65,10 +65,15 @@ def check_params(params: Any, where: str, what: str) -> Any:
     return params
 
 
-def check_args(args: Any, where: str) -> None:
-    """`args` must be a pytree whose array leaves are real (complex data are refused)."""
-    if args is not None:
-        reject_complex(args, where, "args")
+def check_args(args: Any, where: str) -> Any:
+    """`args` must be a pytree whose array leaves are real (complex data are refused). Python floats become
+    arrays (traced, so a sweep over a float such as a penalty reuses the program); ints and other leaves stay
+    static (they may be sizes)."""
+    if args is None:
+        return None
+    reject_complex(args, where, "args")
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)) if type(a) is float else a,
+                                  args)
 
 
 def check_loss_call(loss: Any, args: Any, where: str, what: str = "loss") -> None:

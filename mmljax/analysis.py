@@ -147,9 +147,9 @@ class CriticalPoint(eqx.Module):
 
 def _prepare(where: str, loss, params, args):
     check_loss_call(loss, args, where)
-    check_args(args, where)
+    args = check_args(args, where)
     params = check_params(params, where, "params")
-    return params, is_traced(params, args, loss)
+    return params, args, is_traced(params, args, loss)
 
 
 def _refuse_nonfinite(where: str, value, gnorm) -> None:
@@ -215,7 +215,7 @@ def hessian_eigenvalues(
     which = check_choice(which, where, "which", ("largest", "smallest"))
     return_eigenvectors = check_bool(return_eigenvectors, where, "return_eigenvectors")
     key = _seed_alias(where, key, seed)
-    params, traced = _prepare(where, loss, params, args)
+    params, args, traced = _prepare(where, loss, params, args)
     P, _ = param_size_dtype(params)
     k = check_int(k, where, "k", minimum=1)
     if k > P:
@@ -279,7 +279,7 @@ def hessian_trace(
     where = "hessian_trace"
     num_samples = check_int(num_samples, where, "num_samples", minimum=2)
     key = _seed_alias(where, key, seed)
-    params, traced = _prepare(where, loss, params, args)
+    params, args, traced = _prepare(where, loss, params, args)
     est, se, value, gnorm = _trace(loss, params, args, key, num_samples=num_samples)
     if not traced:
         _refuse_nonfinite(where, value, gnorm)
@@ -353,7 +353,7 @@ def classify_critical_point(
     dense_limit = check_int(dense_limit, where, "dense_limit", minimum=0)
     k = check_int(k, where, "k", minimum=1)
     key = _seed_alias(where, key, seed)
-    params, traced = _prepare(where, loss, params, args)
+    params, args, traced = _prepare(where, loss, params, args)
     P, dtype = param_size_dtype(params)
     tol, eig_tol = check_tolerances(tol, eig_tol, dtype, P, where)
     resolved = method if method != "auto" else ("dense" if P <= dense_limit else "lanczos")

@@ -529,7 +529,7 @@ def check_minimiser(
     where = "check_minimiser"
     check_loss_call(loss, args, where)
     name = name or getattr(loss, "__name__", "minimiser")
-    check_args(args, f"{where}[{name}]")
+    args = check_args(args, f"{where}[{name}]")
     params = check_params(params, f"{where}[{name}]", "params")
     P, dtype = param_size_dtype(params)
     tol, eig_tol = check_tolerances(tol, eig_tol, dtype, P, f"{where}[{name}]")

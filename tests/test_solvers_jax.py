@@ -325,3 +325,14 @@ def test_throw_raises_at_run_time_inside_jit():
     np.testing.assert_allclose(ok, [1.0, 1.0])
     with pytest.raises(DivergenceError):  # eagerly: the usual error
         gradient_descent(lambda x: jnp.sum(x**2), jnp.ones(2), step_size=10.0, throw=True)
+
+
+def test_a_sweep_over_a_python_float_in_args_compiles_once():
+    X, y = _data(12, n=12, d=3)
+    Xn, yn = np.asarray(X), np.asarray(y)
+    newton(ridge, jnp.zeros(3), args=(X, y, 0.1))
+    with count_compilations() as compiled:
+        for lam in (0.2, 0.3, 1.0):
+            b = newton(ridge, jnp.zeros(3), args=(X, y, lam)).params
+            np.testing.assert_allclose(b, np.linalg.solve(Xn.T @ Xn + lam * np.eye(3), Xn.T @ yn), rtol=1e-12)
+    assert compiled == []

@@ -141,12 +141,12 @@ def implicit_optimum(fp: FlatProblem, x_star: jax.Array, args: Any, dense: bool)
     return optimum(jax.lax.stop_gradient(x_star), args)
 
 
-def prepare(where: str, loss: Callable, params0: Any, args: Any) -> tuple[Any, bool]:
-    """Checks on the eager side (arity, parameter dtypes and values, complex data); `(params0, traced)`."""
+def prepare(where: str, loss: Callable, params0: Any, args: Any) -> tuple[Any, Any, bool]:
+    """Checks on the eager side (arity, parameter dtypes and values, complex data); `(params0, args, traced)`."""
     check_loss_call(loss, args, where)
-    check_args(args, where)
+    args = check_args(args, where)
     params0 = check_params(params0, where, "params0")
-    return params0, is_traced(params0, args, loss)
+    return params0, args, is_traced(params0, args, loss)
 
 
 def check_common(where: str, max_steps: Any, history_size: Any, trajectory: Any) -> tuple[int, int, bool]:

@@ -152,7 +152,7 @@ def gradient_descent(
     auto = step_size is None
     if not auto:
         step_size = check_real(step_size, where, "step_size", minimum=0.0, strict=True)
-    params0, traced = prepare(where, loss, params0, args)
+    params0, args, traced = prepare(where, loss, params0, args)
     out, (bad, reason, no_step) = _program(
         loss, params0, args, np.asarray(0.0 if auto else step_size), np.asarray(tol), auto_step=auto,
         max_steps=max_steps, history_size=history_size, trajectory=trajectory, num_iterations=num_iterations,

@@ -262,7 +262,7 @@ def newton(
     cg_max_iter = None if cg_max_iter is None else check_int(cg_max_iter, where, "cg_max_iter", minimum=1)
     cg_tol = None if cg_tol is None else check_real(cg_tol, where, "cg_tol", minimum=0.0, maximum=1.0, strict=False)
     throw = check_bool(throw, where, "throw")
-    params0, traced = prepare(where, loss, params0, args)
+    params0, args, traced = prepare(where, loss, params0, args)
     if tol is None:
         dtypes = [np.dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(params0) if hasattr(leaf, "dtype")
                   and jnp.issubdtype(leaf.dtype, jnp.floating)]

@@ -269,7 +269,7 @@ def minimize(
         raise TypeError(f"{where}: optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-3)); "
                         f"got {type(optimizer).__name__}")
     check_loss_call(loss, args, where)
-    check_args(args, where)
+    args = check_args(args, where)
     params0 = check_params(params0, where, "params0")
     if callback is not None and not callable(callback):
         raise TypeError(f"{where}: callback must be callable as callback(step, loss); got {type(callback).__name__}")
