@@ -336,3 +336,12 @@ def test_a_sweep_over_a_python_float_in_args_compiles_once():
             b = newton(ridge, jnp.zeros(3), args=(X, y, lam)).params
             np.testing.assert_allclose(b, np.linalg.solve(Xn.T @ Xn + lam * np.eye(3), Xn.T @ yn), rtol=1e-12)
     assert compiled == []
+
+
+def test_minimize_history_is_bounded_whatever_max_steps():
+    res = minimize(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(2), optax.sgd(0.25), max_steps=10**12, tol=1e-8,
+                   history_size=5, progress=False)
+    assert res.converged and res.steps > 5 and res.history.shape == (5,)
+    np.testing.assert_allclose(res.history[:2], [2.0, 0.5])  # step 0.25 on (p-1)²: halves the error each step
+    d = res.to_dict()
+    assert d["status"] == "CONVERGED" and len(d["history"]) == 5 and d["params"] == pytest.approx([1.0, 1.0])

@@ -91,7 +91,7 @@ class OptimizeResult(eqx.Module):
             "grad_norm": plain(self.grad_norm),
             "step_size": plain(self.step_size),
             "history": plain(self.history),
-            "params": jax.tree_util.tree_map(plain, self.params),
+            "params": jax.tree_util.tree_map(plain, eqx.filter(self.params, eqx.is_array)),
             "message": self.message,
         }
 
