@@ -8,7 +8,8 @@ plain Lanczos. Used by `mmljax.analysis` (spectrum, classification) and by the i
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -13,7 +13,8 @@ tree order, each leaf column-major (`mmljax.ravel_vec`), the order of `hessian_m
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -55,8 +56,10 @@ def check_params(params: Any, where: str, what: str) -> Any:
     params = as_param_tree(params)
     dyn, _ = eqx.partition(params, is_param)
     if not jax.tree_util.tree_leaves(dyn):
-        raise ValueError(f"{where}: {what} has no floating arrays (nothing to optimise or differentiate); got "
-                         f"{type(params).__name__}")
+        raise ValueError(
+            f"{where}: {what} has no floating arrays (nothing to optimise or differentiate); got "
+            f"{type(params).__name__}"
+        )
     reject_complex(dyn, where, what)
     require_float_tree(dyn, where, what)
     sizes = [int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(dyn)]
@@ -72,8 +75,7 @@ def check_args(args: Any, where: str) -> Any:
     if args is None:
         return None
     reject_complex(args, where, "args")
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)) if type(a) is float else a,
-                                  args)
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)) if type(a) is float else a, args)
 
 
 def check_loss_call(loss: Any, args: Any, where: str, what: str = "loss") -> None:
@@ -88,8 +90,10 @@ def check_loss_call(loss: Any, args: Any, where: str, what: str = "loss") -> Non
     except TypeError:
         name = getattr(loss, "__name__", type(loss).__name__)
         if args is None:
-            hint = (f"it is called as {what}(params); for a {what}(params, args) pass the data with args=, or close "
-                    f"over them")
+            hint = (
+                f"it is called as {what}(params); for a {what}(params, args) pass the data with args=, or close "
+                f"over them"
+            )
         else:
             hint = f"with args= it is called as {what}(params, args); define {what}(params, args) or drop args="
         raise TypeError(f"{where}: {what} has the signature {name}{sig}, but {hint}") from None
@@ -119,8 +123,9 @@ class FlatProblem:
         out = jax.eval_shape(self.f, self.x0, args)
         if not hasattr(out, "shape") or out.shape != ():
             shape = getattr(out, "shape", type(out).__name__)
-            raise ValueError(f"{where}: loss must return a scalar; got shape {shape} — reduce it with jnp.sum or "
-                             f"jnp.mean")
+            raise ValueError(
+                f"{where}: loss must return a scalar; got shape {shape} — reduce it with jnp.sum or jnp.mean"
+            )
         if not jnp.issubdtype(out.dtype, jnp.floating):
             raise TypeError(f"{where}: loss must return a real floating scalar; got dtype {out.dtype}")
 
@@ -150,12 +155,16 @@ def check_key(key: Any, where: str, name: str = "key") -> jax.Array:
     if key is None:
         return jax.random.PRNGKey(0)
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        raise TypeError(f"{where}: {name} must be a jax.random key; got the int {key!r} — pass "
-                        f"jax.random.PRNGKey({key}) (or jax.random.key({key}))")
+        raise TypeError(
+            f"{where}: {name} must be a jax.random key; got the int {key!r} — pass "
+            f"jax.random.PRNGKey({key}) (or jax.random.key({key}))"
+        )
     dtype = getattr(key, "dtype", None)
     if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0:
         return key
     if dtype is not None and np.dtype(dtype) == np.uint32 and jnp.shape(key) == (2,):
         return key
-    raise TypeError(f"{where}: {name} must be a jax.random key (jax.random.PRNGKey(seed) or jax.random.key(seed)); "
-                    f"got {type(key).__name__} with shape {jnp.shape(key)}")
+    raise TypeError(
+        f"{where}: {name} must be a jax.random key (jax.random.PRNGKey(seed) or jax.random.key(seed)); "
+        f"got {type(key).__name__} with shape {jnp.shape(key)}"
+    )

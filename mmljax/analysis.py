@@ -15,7 +15,8 @@ twice), so memory is `O(P * m)` for `m` iterations.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -28,8 +29,15 @@ from ._problem import FlatProblem, check_args, check_key, check_loss_call, check
 from ._validate import check_bool, check_choice, check_int
 from .derivatives import hvp
 
-__all__ = ["LanczosResult", "TraceEstimate", "CriticalPoint", "hessian_eigenvalues", "hessian_trace",
-           "classify_critical_point", "KINDS"]
+__all__ = [
+    "LanczosResult",
+    "TraceEstimate",
+    "CriticalPoint",
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "classify_critical_point",
+    "KINDS",
+]
 
 
 def _plain(x: Any) -> Any:
@@ -37,8 +45,11 @@ def _plain(x: Any) -> Any:
         return x
     a = np.asarray(x)
     if a.dtype.kind == "f":
-        return [None if not np.isfinite(v) else v for v in a.ravel().tolist()] if a.ndim else (
-            float(a) if np.isfinite(a) else None)
+        return (
+            [None if not np.isfinite(v) else v for v in a.ravel().tolist()]
+            if a.ndim
+            else (float(a) if np.isfinite(a) else None)
+        )
     return a.tolist()
 
 
@@ -66,13 +77,18 @@ class LanczosResult(eqx.Module):
 
     def summary(self) -> str:
         vals = np.asarray(self.eigenvalues)
-        return (f"Lanczos ({self.iterations} iterations): eigenvalues {np.array2string(vals, precision=6)}, largest "
-                f"residual norm {float(np.max(np.asarray(self.residual_norms))):.3g}")
+        return (
+            f"Lanczos ({self.iterations} iterations): eigenvalues {np.array2string(vals, precision=6)}, largest "
+            f"residual norm {float(np.max(np.asarray(self.residual_norms))):.3g}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"eigenvalues": _plain(self.eigenvalues), "residual_norms": _plain(self.residual_norms),
-                "iterations": self.iterations,
-                "eigenvectors": None if self.eigenvectors is None else np.asarray(self.eigenvectors).tolist()}
+        return {
+            "eigenvalues": _plain(self.eigenvalues),
+            "residual_norms": _plain(self.residual_norms),
+            "iterations": self.iterations,
+            "eigenvectors": None if self.eigenvectors is None else np.asarray(self.eigenvectors).tolist(),
+        }
 
 
 class TraceEstimate(eqx.Module):
@@ -86,8 +102,11 @@ class TraceEstimate(eqx.Module):
         return f"tr(H) ≈ {float(self.estimate):.6g} ± {float(self.standard_error):.2g} ({self.num_samples} samples)"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"estimate": _plain(self.estimate), "standard_error": _plain(self.standard_error),
-                "num_samples": self.num_samples}
+        return {
+            "estimate": _plain(self.estimate),
+            "standard_error": _plain(self.standard_error),
+            "num_samples": self.num_samples,
+        }
 
 
 class CriticalPoint(eqx.Module):
@@ -122,8 +141,10 @@ class CriticalPoint(eqx.Module):
     @property
     def kind(self) -> Any:
         if isinstance(self.kind_index, jax.core.Tracer):
-            raise TypeError("CriticalPoint.kind: not available inside jax.jit/vmap; use kind_index (an index into "
-                            "mmljax.analysis.KINDS)")
+            raise TypeError(
+                "CriticalPoint.kind: not available inside jax.jit/vmap; use kind_index (an index into "
+                "mmljax.analysis.KINDS)"
+            )
         idx = np.asarray(self.kind_index)
         return KINDS[int(idx)] if idx.ndim == 0 else np.asarray(KINDS, dtype=object)[idx]
 
@@ -133,15 +154,30 @@ class CriticalPoint(eqx.Module):
         return self.tol
 
     def summary(self) -> str:
-        return (f"{self.kind}: relative Newton step {self.relative_step:.3g} (tol {self.tol:.3g}), |grad| = "
-                f"{self.grad_norm:.3g}, Hessian eigenvalues in [{self.min_eigenvalue:.6g}, {self.max_eigenvalue:.6g}] "
-                f"({self.n_positive} positive, {self.n_negative} negative, {self.n_zero} ~zero at relative tol "
-                f"{self.eig_tol:.3g}; {self.method})")
+        return (
+            f"{self.kind}: relative Newton step {self.relative_step:.3g} (tol {self.tol:.3g}), |grad| = "
+            f"{self.grad_norm:.3g}, Hessian eigenvalues in [{self.min_eigenvalue:.6g}, {self.max_eigenvalue:.6g}] "
+            f"({self.n_positive} positive, {self.n_negative} negative, {self.n_zero} ~zero at relative tol "
+            f"{self.eig_tol:.3g}; {self.method})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {name: _plain(getattr(self, name)) for name in (
-            "loss", "grad_norm", "relative_step", "min_eigenvalue", "max_eigenvalue", "n_positive", "n_negative",
-            "n_zero", "eigenvalues", "tol", "eig_tol")}
+        out = {
+            name: _plain(getattr(self, name))
+            for name in (
+                "loss",
+                "grad_norm",
+                "relative_step",
+                "min_eigenvalue",
+                "max_eigenvalue",
+                "n_positive",
+                "n_negative",
+                "n_zero",
+                "eigenvalues",
+                "tol",
+                "eig_tol",
+            )
+        }
         return {"kind": self.kind, **out, "method": self.method, "dtype": str(self.dtype)}
 
 
@@ -155,20 +191,24 @@ def _prepare(where: str, loss, params, args):
 def _refuse_nonfinite(where: str, value, gnorm) -> None:
     value, gnorm = float(value), float(gnorm)
     if not (np.isfinite(value) and np.isfinite(gnorm)):
-        raise ValueError(f"{where}: the loss or its gradient is not finite at params (loss {value}, |grad| {gnorm}); "
-                         f"the Hessian is undefined there — evaluate at a point where the loss is finite")
+        raise ValueError(
+            f"{where}: the loss or its gradient is not finite at params (loss {value}, |grad| {gnorm}); "
+            f"the Hessian is undefined there — evaluate at a point where the loss is finite"
+        )
 
 
 def _seed_alias(where: str, key, seed):
     if seed is not None:
-        warnings.warn(f"{where}: seed= is deprecated; pass key=jax.random.PRNGKey(seed)", DeprecationWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{where}: seed= is deprecated; pass key=jax.random.PRNGKey(seed)", DeprecationWarning, stacklevel=3
+        )
         if key is None:
             key = jax.random.PRNGKey(check_int(seed, where, "seed", minimum=0))
     return check_key(key, where)
 
 
 # ------------------------------------------------------------------------------------------ Lanczos
+
 
 @eqx.filter_jit
 def _spectrum(loss, params, args, key, *, k, m, which, vectors):
@@ -180,8 +220,13 @@ def _spectrum(loss, params, args, key, *, k, m, which, vectors):
     vecs = (r.S[:, idx].T @ r.Q) if vectors else None
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(g))
     nan = jnp.asarray(jnp.nan, x.dtype)
-    return jnp.where(finite, r.theta[idx], nan), vecs, jnp.where(finite, r.residual[idx], nan), value, \
-        jnp.linalg.norm(g)
+    return (
+        jnp.where(finite, r.theta[idx], nan),
+        vecs,
+        jnp.where(finite, r.residual[idx], nan),
+        value,
+        jnp.linalg.norm(g),
+    )
 
 
 def hessian_eigenvalues(
@@ -220,23 +265,31 @@ def hessian_eigenvalues(
     k = check_int(k, where, "k", minimum=1)
     if k > P:
         raise ValueError(f"{where}: k = {k} exceeds the number of parameters P = {P}")
-    m = check_int(num_iterations, where, "num_iterations", minimum=1) if num_iterations is not None else min(
-        P, max(4 * k, 80))
+    m = (
+        check_int(num_iterations, where, "num_iterations", minimum=1)
+        if num_iterations is not None
+        else min(P, max(4 * k, 80))
+    )
     m = min(max(m, k), P)
-    vals, vecs, res, value, gnorm = _spectrum(loss, params, args, key, k=k, m=m, which=which,
-                                              vectors=return_eigenvectors)
+    vals, vecs, res, value, gnorm = _spectrum(
+        loss, params, args, key, k=k, m=m, which=which, vectors=return_eigenvectors
+    )
     if traced:
         return LanczosResult(vals, vecs, res, m)
     _refuse_nonfinite(where, value, gnorm)
     scale = float(jnp.max(jnp.abs(vals)))
     if np.any(np.asarray(res) > 1e-6 * max(scale, np.finfo(np.asarray(vals).dtype).tiny)) and m < P:
-        warnings.warn(f"{where}: after {m} Lanczos iterations the largest residual norm is {float(jnp.max(res)):.3g} "
-                      f"(eigenvalue scale {scale:.3g}); pass a larger num_iterations for more accurate values",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{where}: after {m} Lanczos iterations the largest residual norm is {float(jnp.max(res)):.3g} "
+            f"(eigenvalue scale {scale:.3g}); pass a larger num_iterations for more accurate values",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return LanczosResult(vals, vecs, res, m)
 
 
 # ------------------------------------------------------------------------------------------ Hutchinson
+
 
 @eqx.filter_jit
 def _trace(loss, params, args, key, *, num_samples):
@@ -287,6 +340,7 @@ def hessian_trace(
 
 
 # ------------------------------------------------------------------------------------------ classification
+
 
 @eqx.filter_jit
 def _classify(loss, params, args, key, tol, eig_tol, *, dense, k):
@@ -357,14 +411,25 @@ def classify_critical_point(
     P, dtype = param_size_dtype(params)
     tol, eig_tol = check_tolerances(tol, eig_tol, dtype, P, where)
     resolved = method if method != "auto" else ("dense" if P <= dense_limit else "lanczos")
-    test, eigs, value, gnorm = _classify(loss, params, args, key, np.asarray(tol), np.asarray(eig_tol),
-                                         dense=resolved == "dense", k=k)
+    test, eigs, value, gnorm = _classify(
+        loss, params, args, key, np.asarray(tol), np.asarray(eig_tol), dense=resolved == "dense", k=k
+    )
     if not traced:
         _refuse_nonfinite(where, value, gnorm)
     c = _concrete
-    return CriticalPoint(kind_index=c(test.kind), loss=c(value), grad_norm=c(gnorm),
-                         relative_step=c(test.relative_step),
-                         min_eigenvalue=c(test.min_eigenvalue), max_eigenvalue=c(test.max_eigenvalue),
-                         n_positive=c(test.n_positive), n_negative=c(test.n_negative), n_zero=c(test.n_zero),
-                         eigenvalues=eigs if traced else np.asarray(eigs), tol=tol, eig_tol=eig_tol, method=resolved,
-                         dtype=dtype)
+    return CriticalPoint(
+        kind_index=c(test.kind),
+        loss=c(value),
+        grad_norm=c(gnorm),
+        relative_step=c(test.relative_step),
+        min_eigenvalue=c(test.min_eigenvalue),
+        max_eigenvalue=c(test.max_eigenvalue),
+        n_positive=c(test.n_positive),
+        n_negative=c(test.n_negative),
+        n_zero=c(test.n_zero),
+        eigenvalues=eigs if traced else np.asarray(eigs),
+        tol=tol,
+        eig_tol=eig_tol,
+        method=resolved,
+        dtype=dtype,
+    )

@@ -20,8 +20,12 @@ CASES = [
     ("monkey saddle", lambda x: x[0] ** 3 - 3 * x[0] * x[1] ** 2, jnp.zeros(2), "degenerate"),
     ("x²-y²+y⁴ at its minimum", lambda x: x[0] ** 2 - x[1] ** 2 + x[1] ** 4, jnp.array([0.0, 2**-0.5]), "minimum"),
     ("slope", lambda x: jnp.sum(x**2) + x[0], jnp.zeros(2), "not_stationary"),
-    ("pytree bowl", lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2),
-     {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)}, "minimum"),
+    (
+        "pytree bowl",
+        lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2),
+        {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)},
+        "minimum",
+    ),
 ]
 
 
@@ -30,8 +34,11 @@ LANCZOS = {"saddle x²-y²", "x²+y⁴", "pytree bowl"}  # the rest of the table
 
 @pytest.mark.parametrize(
     "name, loss, point, kind, method",
-    [pytest.param(*c, m, id=f"{c[0]}-{m}", marks=() if m == "dense" or c[0] in LANCZOS else pytest.mark.slow)
-     for c in CASES for m in ("dense", "lanczos")],
+    [
+        pytest.param(*c, m, id=f"{c[0]}-{m}", marks=() if m == "dense" or c[0] in LANCZOS else pytest.mark.slow)
+        for c in CASES
+        for m in ("dense", "lanczos")
+    ],
 )
 def test_classify_critical_point_table(name, loss, point, kind, method):
     res = classify_critical_point(loss, point, method=method, k=3)

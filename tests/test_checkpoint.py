@@ -36,8 +36,9 @@ SGD = optax.sgd(0.1)
 
 
 def run(path, data, **kw):
-    base = dict(optimizer=SGD, max_steps=10, args=data, batch_size=8, checkpoint=path, checkpoint_every=5,
-                progress=False)
+    base = dict(
+        optimizer=SGD, max_steps=10, args=data, batch_size=8, checkpoint=path, checkpoint_every=5, progress=False
+    )
     base.update(kw)
     opt = base.pop("optimizer")
     f = base.pop("loss", loss)

@@ -112,8 +112,7 @@ def test_newton_over_datasets_under_vmap():
 
 
 def test_divergence_inside_jit_is_a_status_not_an_exception():
-    res = jax.jit(lambda p0: gradient_descent(lambda x: jnp.sum(x**2), p0, step_size=10.0, max_steps=2000))(
-        jnp.ones(2))
+    res = jax.jit(lambda p0: gradient_descent(lambda x: jnp.sum(x**2), p0, step_size=10.0, max_steps=2000))(jnp.ones(2))
     assert int(res.status) == Status.DIVERGED and not bool(res.converged)
     assert np.all(np.isfinite(res.params))
     res = jax.jit(lambda p0: newton(lambda x: -jnp.sum(x**2), p0))(jnp.ones(2))
@@ -147,12 +146,14 @@ def test_newton_optimum_is_differentiated_implicitly_against_the_ridge_closed_fo
     np.testing.assert_allclose(jax.jacfwd(solved)(lam, y), want, rtol=1e-10)
     np.testing.assert_allclose(jax.jacrev(solved)(lam, y), want, rtol=1e-10)
     # d/dy = (XᵀX + λI)⁻¹ Xᵀ
-    np.testing.assert_allclose(jax.jacrev(solved, argnums=1)(lam, y), jax.jacfwd(closed, argnums=1)(lam, y),
-                               rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(
+        jax.jacrev(solved, argnums=1)(lam, y), jax.jacfwd(closed, argnums=1)(lam, y), rtol=1e-10, atol=1e-13
+    )
     # a hypergradient through the fit, compiled
     val = lambda lam: jnp.sum((solved(lam, y) - 1.0) ** 2)  # noqa: E731
-    np.testing.assert_allclose(jax.jit(jax.grad(val))(lam), jax.grad(lambda t: jnp.sum((closed(t, y) - 1) ** 2))(lam),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        jax.jit(jax.grad(val))(lam), jax.grad(lambda t: jnp.sum((closed(t, y) - 1) ** 2))(lam), rtol=1e-10
+    )
 
 
 def test_implicit_derivative_with_newton_cg():
@@ -175,10 +176,13 @@ def test_newton_escapes_a_saddle_it_starts_at():
     np.testing.assert_allclose(jnp.abs(res.params), 2**-0.5 * np.ones(3), rtol=1e-8)
 
 
-@pytest.mark.parametrize("loss, what", [
-    (lambda x: -jnp.sum(x**2), "running to -inf"),
-    (lambda x: -jnp.sum(x), "running to -inf"),
-])
+@pytest.mark.parametrize(
+    "loss, what",
+    [
+        (lambda x: -jnp.sum(x**2), "running to -inf"),
+        (lambda x: -jnp.sum(x), "running to -inf"),
+    ],
+)
 def test_newton_raises_when_the_loss_is_unbounded_below(loss, what):
     with pytest.raises(DivergenceError, match=f"newton: diverged at step \\d+: the loss \\({what}\\)") as e:
         newton(loss, jnp.ones(2))
@@ -187,8 +191,9 @@ def test_newton_raises_when_the_loss_is_unbounded_below(loss, what):
 
 def test_history_is_bounded_whatever_max_steps():
     A = jnp.asarray(np.diag([4.0, 1.0]))
-    res = gradient_descent(lambda x: 0.5 * x @ A @ x, jnp.ones(2), max_steps=10**12, history_size=8, tol=1e-6,
-                           trajectory=True)
+    res = gradient_descent(
+        lambda x: 0.5 * x @ A @ x, jnp.ones(2), max_steps=10**12, history_size=8, tol=1e-6, trajectory=True
+    )
     assert res.converged and res.steps > 8
     assert res.history.shape == (9,) and res.trajectory.shape == (9, 2)
     np.testing.assert_allclose(res.history[1], 0.5 * 0.75**2, rtol=1e-10)  # step 1/4: x = (0, 3/4)
@@ -223,30 +228,52 @@ def test_equinox_module_parameters_and_ravel_vec_order():
     np.testing.assert_allclose(H @ v, lam[-1] * v, atol=1e-8 * lam[-1])
 
 
-@pytest.mark.parametrize("call, exc, fragment", [
-    (lambda: newton(quadratic, jnp.zeros(3)), TypeError, r"newton: loss has the signature quadratic\(p, args\)"),
-    (lambda: newton(lambda p: jnp.sum(p**2), jnp.zeros(3), args=1.0), TypeError, "define loss\\(params, args\\)"),
-    (lambda: newton(lambda p: jnp.sum(jnp.abs(p) ** 2), jnp.ones(2, jnp.complex128)), TypeError, "complex"),
-    (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), tol=-1.0), ValueError, "newton: tol must be >= 0"),
-    (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), max_steps=2.5), TypeError, "max_steps must be an integer"),
-    (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), method="bfgs"), ValueError, "method must be one of"),
-    (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), step_size=-1.0), ValueError,
-     "step_size must be > 0"),
-    (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), history_size=0), ValueError, "history_size"),
-    (lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), eig_tol=-1), ValueError,
-     "classify_critical_point: eig_tol must be >= 0"),
-    (lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), tol=float("nan")), ValueError,
-     "tol must be a finite number"),
-    (lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), k=0), ValueError, "k must be >= 1"),
-    (lambda: hessian_eigenvalues(lambda p: jnp.sum(jnp.log(p)), -jnp.ones(3)), ValueError,
-     "hessian_eigenvalues: the loss or its gradient is not finite"),
-    (lambda: hessian_trace(lambda p: jnp.sum(jnp.sqrt(p)), -jnp.ones(3)), ValueError,
-     "hessian_trace: the loss or its gradient is not finite"),
-    (lambda: hessian_trace(lambda p: jnp.sum(p**2), jnp.ones(3), key=3), TypeError, "PRNGKey\\(3\\)"),
-    (lambda: mj.check_minimiser(lambda p: jnp.sum(p**2), jnp.zeros(0)), ValueError, "0 elements"),
-    (lambda: mj.check_minimiser(lambda p, a: jnp.sum(p**2), jnp.zeros(2)), TypeError, "pass the data with args="),
-    (lambda: mj.check_minimiser(lambda p: jnp.sum(p**2), jnp.zeros(2), tol=-1e-3), ValueError, "tol must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "call, exc, fragment",
+    [
+        (lambda: newton(quadratic, jnp.zeros(3)), TypeError, r"newton: loss has the signature quadratic\(p, args\)"),
+        (lambda: newton(lambda p: jnp.sum(p**2), jnp.zeros(3), args=1.0), TypeError, "define loss\\(params, args\\)"),
+        (lambda: newton(lambda p: jnp.sum(jnp.abs(p) ** 2), jnp.ones(2, jnp.complex128)), TypeError, "complex"),
+        (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), tol=-1.0), ValueError, "newton: tol must be >= 0"),
+        (
+            lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), max_steps=2.5),
+            TypeError,
+            "max_steps must be an integer",
+        ),
+        (lambda: newton(lambda p: jnp.sum(p**2), jnp.ones(2), method="bfgs"), ValueError, "method must be one of"),
+        (
+            lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), step_size=-1.0),
+            ValueError,
+            "step_size must be > 0",
+        ),
+        (lambda: gradient_descent(lambda p: jnp.sum(p**2), jnp.ones(2), history_size=0), ValueError, "history_size"),
+        (
+            lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), eig_tol=-1),
+            ValueError,
+            "classify_critical_point: eig_tol must be >= 0",
+        ),
+        (
+            lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), tol=float("nan")),
+            ValueError,
+            "tol must be a finite number",
+        ),
+        (lambda: classify_critical_point(lambda p: jnp.sum(p**2), jnp.zeros(2), k=0), ValueError, "k must be >= 1"),
+        (
+            lambda: hessian_eigenvalues(lambda p: jnp.sum(jnp.log(p)), -jnp.ones(3)),
+            ValueError,
+            "hessian_eigenvalues: the loss or its gradient is not finite",
+        ),
+        (
+            lambda: hessian_trace(lambda p: jnp.sum(jnp.sqrt(p)), -jnp.ones(3)),
+            ValueError,
+            "hessian_trace: the loss or its gradient is not finite",
+        ),
+        (lambda: hessian_trace(lambda p: jnp.sum(p**2), jnp.ones(3), key=3), TypeError, "PRNGKey\\(3\\)"),
+        (lambda: mj.check_minimiser(lambda p: jnp.sum(p**2), jnp.zeros(0)), ValueError, "0 elements"),
+        (lambda: mj.check_minimiser(lambda p, a: jnp.sum(p**2), jnp.zeros(2)), TypeError, "pass the data with args="),
+        (lambda: mj.check_minimiser(lambda p: jnp.sum(p**2), jnp.zeros(2), tol=-1e-3), ValueError, "tol must be >= 0"),
+    ],
+)
 def test_bad_inputs_are_clear_errors(call, exc, fragment):
     with pytest.raises(exc, match=fragment):
         call()
@@ -279,8 +306,16 @@ def test_minimize_compiles_once_and_runs_under_vmap():
     with count_compilations() as compiled:
         for s in range(9, 11):
             X2, y2 = _data(s, n=16, d=2)
-            minimize(_mse, jnp.ones(2), opt, args=(X2, y2), max_steps=20, batch_size=4, key=jax.random.PRNGKey(s),
-                     progress=False)
+            minimize(
+                _mse,
+                jnp.ones(2),
+                opt,
+                args=(X2, y2),
+                max_steps=20,
+                batch_size=4,
+                key=jax.random.PRNGKey(s),
+                progress=False,
+            )
     assert compiled == []
     # under vmap over datasets: the whole run is one loop; full batch with a relative tol
     sets = [_data(s, n=16, d=2) for s in range(3)]
@@ -339,8 +374,15 @@ def test_a_sweep_over_a_python_float_in_args_compiles_once():
 
 
 def test_minimize_history_is_bounded_whatever_max_steps():
-    res = minimize(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(2), optax.sgd(0.25), max_steps=10**12, tol=1e-8,
-                   history_size=5, progress=False)
+    res = minimize(
+        lambda p: jnp.sum((p - 1.0) ** 2),
+        jnp.zeros(2),
+        optax.sgd(0.25),
+        max_steps=10**12,
+        tol=1e-8,
+        history_size=5,
+        progress=False,
+    )
     assert res.converged and res.steps > 5 and res.history.shape == (5,)
     np.testing.assert_allclose(res.history[:2], [2.0, 0.5])  # step 0.25 on (p-1)²: halves the error each step
     d = res.to_dict()

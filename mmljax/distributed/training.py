@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -73,7 +74,9 @@ def place_rows(data: Any, mesh: Mesh, where: str = "minimize") -> Any:
             warnings.warn(
                 f"{where}: the data's rows do not split evenly over the mesh's {D} devices, so every device holds a "
                 f"copy of the data (only the batches are split); use a multiple of {D} rows to shard the data itself",
-                UserWarning, stacklevel=4)
+                UserWarning,
+                stacklevel=4,
+            )
     return jax.tree_util.tree_map(lambda a: jax.device_put(a, sharding), data)
 
 

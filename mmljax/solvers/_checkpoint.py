@@ -17,7 +17,8 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -41,9 +42,12 @@ def tree_fingerprint(tree: Any) -> dict:
     """Structure, shapes, dtypes and a content hash of a pytree of arrays (host copies)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     arrays = [np.asarray(leaf) for leaf in leaves]
-    return {"structure": str(treedef), "shapes": [list(a.shape) for a in arrays],
-            "dtypes": [a.dtype.str for a in arrays],
-            "sha256": _hash_bytes(*(np.ascontiguousarray(a).tobytes() for a in arrays))}
+    return {
+        "structure": str(treedef),
+        "shapes": [list(a.shape) for a in arrays],
+        "dtypes": [a.dtype.str for a in arrays],
+        "sha256": _hash_bytes(*(np.ascontiguousarray(a).tobytes() for a in arrays)),
+    }
 
 
 def _constants(fn: Any, depth: int = 0, seen: set | None = None) -> list:
@@ -67,8 +71,12 @@ def _constants(fn: Any, depth: int = 0, seen: set | None = None) -> list:
         elif callable(v):
             out.append([name, _function_name(v), _constants(v, depth + 1, seen)])
         elif isinstance(v, (tuple, list)):
-            out.append([name, [(_function_name(x), _constants(x, depth + 1, seen)) if callable(x) else repr(x)
-                               for x in v][:32]])
+            out.append(
+                [
+                    name,
+                    [(_function_name(x), _constants(x, depth + 1, seen)) if callable(x) else repr(x) for x in v][:32],
+                ]
+            )
     return out
 
 
@@ -79,7 +87,8 @@ def _function_name(fn: Any) -> str:
 def function_identity(fn: Callable) -> dict:
     """The identity of a loss function where Python exposes it: its name and a hash of its code and constants."""
     ident = {"name": _function_name(fn)}
-    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
+    call = vars(type(fn)).get("__call__")  # a callable object (an equinox module): its method's code
+    code = getattr(fn, "__code__", None) or getattr(call, "__code__", None)
     if code is not None:
         consts = repr([c for c in code.co_consts if isinstance(c, (int, float, str, bytes, tuple))])
         ident["code_sha256"] = _hash_bytes(code.co_code, consts.encode())
@@ -90,10 +99,14 @@ def function_identity(fn: Callable) -> dict:
 def optimizer_identity(optimizer: Any, opt_state: Any) -> dict:
     """What optax exposes of an optimiser: the functions, the constants in their closures (learning rate,
     betas, eps, ...), and the structure, shapes and content of its initial state."""
-    return {"init": _function_name(optimizer.init), "update": _function_name(optimizer.update),
-            "hyperparameters": json.dumps(_constants(optimizer.init) + _constants(optimizer.update), sort_keys=True,
-                                          default=repr),
-            "initial_state": tree_fingerprint(opt_state)}
+    return {
+        "init": _function_name(optimizer.init),
+        "update": _function_name(optimizer.update),
+        "hyperparameters": json.dumps(
+            _constants(optimizer.init) + _constants(optimizer.update), sort_keys=True, default=repr
+        ),
+        "initial_state": tree_fingerprint(opt_state),
+    }
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -117,16 +130,22 @@ def refuse_foreign(path: str, where: str) -> None:
     if os.path.isdir(path):
         raise ValueError(f"{where}: checkpoint {path} is a directory; pass a file path")
     if os.path.exists(path) and not is_checkpoint(path):
-        raise ValueError(f"{where}: {path} exists and is not an mmljax checkpoint; refusing to overwrite it — choose "
-                         f"another checkpoint path (or move the file away)")
+        raise ValueError(
+            f"{where}: {path} exists and is not an mmljax checkpoint; refusing to overwrite it — choose "
+            f"another checkpoint path (or move the file away)"
+        )
 
 
 def save(path: str, fingerprint: dict, state: Any) -> None:
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, state)
     payload = buf.getvalue()
-    header = {"format": FORMAT, "fingerprint": fingerprint, "payload_sha256": hashlib.sha256(payload).hexdigest(),
-              "payload_bytes": len(payload)}
+    header = {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_bytes": len(payload),
+    }
     atomic_write_bytes(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
 
 
@@ -139,7 +158,7 @@ def load(path: str, fingerprint: dict, like: Any, where: str) -> Any:
         raise ValueError(f"{where}: {path} is not an mmljax checkpoint; refusing to read or overwrite it")
     if not raw.startswith(MAGIC):
         raise ValueError(f"{where}: checkpoint {path} was written in an older format; {fix}")
-    head, _, payload = raw[len(MAGIC):].partition(b"\n")
+    head, _, payload = raw[len(MAGIC) :].partition(b"\n")
     try:
         saved = json.loads(head)
         saved_fp, digest = saved["fingerprint"], saved["payload_sha256"]
@@ -149,11 +168,14 @@ def load(path: str, fingerprint: dict, like: Any, where: str) -> Any:
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:
         shown = "; ".join(f"{k}: saved {_short(a.get(k))} vs now {_short(b.get(k))}" for k in diff[:6])
-        raise ValueError(f"{where}: checkpoint {path} belongs to a different run — {', '.join(diff)} differ ({shown}); "
-                         f"{fix}")
+        raise ValueError(
+            f"{where}: checkpoint {path} belongs to a different run — {', '.join(diff)} differ ({shown}); {fix}"
+        )
     if hashlib.sha256(payload).hexdigest() != digest:
-        raise ValueError(f"{where}: checkpoint {path} is corrupt: the payload's checksum does not match its header "
-                         f"({len(payload)} bytes, expected {saved.get('payload_bytes')}); {fix}")
+        raise ValueError(
+            f"{where}: checkpoint {path} is corrupt: the payload's checksum does not match its header "
+            f"({len(payload)} bytes, expected {saved.get('payload_bytes')}); {fix}"
+        )
     try:
         return eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
     except Exception as e:  # a payload that matches its checksum but not the state's layout
@@ -165,5 +187,12 @@ def _short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-__all__ = ["save", "load", "refuse_foreign", "tree_fingerprint", "function_identity", "optimizer_identity",
-           "remove_stale_temps"]
+__all__ = [
+    "save",
+    "load",
+    "refuse_foreign",
+    "tree_fingerprint",
+    "function_identity",
+    "optimizer_identity",
+    "remove_stale_temps",
+]

@@ -14,7 +14,8 @@ data: divergence is `status == Status.DIVERGED` in the result, and `history` kee
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -53,7 +54,7 @@ class LoopState(eqx.Module):
     history: jax.Array
     trajectory: jax.Array
 
-    def record(self, x: jax.Array, f: jax.Array, step: jax.Array, take: jax.Array) -> "LoopState":
+    def record(self, x: jax.Array, f: jax.Array, step: jax.Array, take: jax.Array) -> LoopState:
         """Store `f` (and `x`) at index `step` when `take`; indices past the buffer are dropped."""
         idx = jnp.where(take, step, self.history.shape[0])  # out of bounds: dropped
         hist = self.history.at[idx].set(f, mode="drop")
@@ -69,18 +70,25 @@ def initial_state(fp: FlatProblem, args: Any, length: int, trajectory: bool) -> 
     traj = jnp.full((length if trajectory else 0,) + x0.shape, jnp.nan, x0.dtype)
     traj = traj.at[0].set(x0) if trajectory else traj
     return LoopState(
-        step=jnp.zeros((), jnp.int32), x=x0, f=f0, g=g0,
+        step=jnp.zeros((), jnp.int32),
+        x=x0,
+        f=f0,
+        g=g0,
         status=jnp.where(ok, RUNNING, int(Status.DIVERGED)).astype(jnp.int32),
         bad=jnp.where(jnp.isfinite(f0), jnp.linalg.norm(g0), f0).astype(f0.dtype),
-        reason=jnp.zeros((), jnp.int32), history=history, trajectory=traj)
+        reason=jnp.zeros((), jnp.int32),
+        history=history,
+        trajectory=traj,
+    )
 
 
 def running(max_steps: int) -> Callable[[LoopState], jax.Array]:
     return lambda s: (s.step < max_steps) & (s.status == RUNNING)
 
 
-def divergence(f0: jax.Array, f_new: jax.Array, g_new: jax.Array,
-               x_new: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def divergence(
+    f0: jax.Array, f_new: jax.Array, g_new: jax.Array, x_new: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """`(diverged, reason, bad)` for a proposed iterate.
 
     Diverged: a non-finite loss, gradient or parameter; a loss run to −∞ (more than `1/eps` times
@@ -92,8 +100,11 @@ def divergence(f0: jax.Array, f_new: jax.Array, g_new: jax.Array,
     unbounded = f_new < f0 - jnp.maximum(jnp.abs(f0), 1.0) / eps
     overflow = jnp.max(jnp.abs(x_new)) > big
     reason = jnp.where(nonfinite, NONFINITE, jnp.where(unbounded, UNBOUNDED, OVERFLOW)).astype(jnp.int32)
-    bad = jnp.where(nonfinite, jnp.where(jnp.isfinite(f_new), jnp.linalg.norm(g_new), f_new),
-                    jnp.where(unbounded, f_new, jnp.max(jnp.abs(x_new)))).astype(f0.dtype)
+    bad = jnp.where(
+        nonfinite,
+        jnp.where(jnp.isfinite(f_new), jnp.linalg.norm(g_new), f_new),
+        jnp.where(unbounded, f_new, jnp.max(jnp.abs(x_new))),
+    ).astype(f0.dtype)
     return nonfinite | unbounded | overflow, reason, bad
 
 
@@ -169,20 +180,37 @@ def finish(where: str, out: OptimizeResult, diag: tuple, traced: bool, hint: str
     steps = int(out.steps)
     if status is Status.DIVERGED:
         reason = int(reason)
-        what = {NONFINITE: "loss or gradient", UNBOUNDED: "loss (running to -inf)",
-                OVERFLOW: "largest parameter magnitude (overflow)"}[reason]
+        what = {
+            NONFINITE: "loss or gradient",
+            UNBOUNDED: "loss (running to -inf)",
+            OVERFLOW: "largest parameter magnitude (overflow)",
+        }[reason]
         if reason == UNBOUNDED:
             hint = "the loss appears unbounded below; add a penalty or constrain the parameters"
         err_step = steps + 1 if (steps or np.isfinite(float(out.loss))) else 0
         last = float(out.loss) if np.isfinite(float(out.loss)) else float("nan")
         last_step = steps if np.isfinite(float(out.loss)) else -1
-        raise DivergenceError(divergence_message(where, err_step, float(bad), last, last_step, what, hint),
-                              step=err_step, last_finite_loss=last, last_finite_step=last_step, params=out.params)
+        raise DivergenceError(
+            divergence_message(where, err_step, float(bad), last, last_step, what, hint),
+            step=err_step,
+            last_finite_loss=last,
+            last_finite_step=last_step,
+            params=out.params,
+        )
     n = min(steps + 1, out.history.shape[0])
     cut = lambda a: jax.device_put(np.asarray(a)[:n])  # noqa: E731  host slicing: no program per length
     traj = None if out.trajectory is None else jax.tree_util.tree_map(cut, out.trajectory)
-    return OptimizeResult(params=out.params, loss=out.loss, grad_norm=out.grad_norm, steps=steps, status=status,
-                          history=cut(out.history), trajectory=traj, step_size=out.step_size, method=out.method)
+    return OptimizeResult(
+        params=out.params,
+        loss=out.loss,
+        grad_norm=out.grad_norm,
+        steps=steps,
+        status=status,
+        history=cut(out.history),
+        trajectory=traj,
+        step_size=out.step_size,
+        method=out.method,
+    )
 
 
 __all__ = ["LoopState", "FlatProblem", "finish", "prepare", "implicit_optimum"]

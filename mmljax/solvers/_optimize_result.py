@@ -55,8 +55,11 @@ class OptimizeResult(eqx.Module):
     def converged(self) -> Any:
         """`status == Status.CONVERGED` (a `bool` eagerly, a boolean array inside transformations)."""
         c = self.status == Status.CONVERGED
-        return bool(c) if isinstance(c, (bool, np.bool_)) or (not isinstance(c, jax.core.Tracer)
-                                                               and np.ndim(c) == 0) else c
+        return (
+            bool(c)
+            if isinstance(c, (bool, np.bool_)) or (not isinstance(c, jax.core.Tracer) and np.ndim(c) == 0)
+            else c
+        )
 
     @property
     def message(self) -> str:
@@ -67,11 +70,14 @@ class OptimizeResult(eqx.Module):
         s = status_of(self.status)
         name = s.name if isinstance(s, Status) else "batch"
         step = "" if self.step_size is None else f", step size {_fmt(self.step_size)}"
-        return (f"{self.method or 'optimiser'}: {name} after {_fmt(self.steps)} steps — loss {_fmt(self.loss)}, "
-                f"|grad| {_fmt(self.grad_norm)}{step} ({self.message})")
+        return (
+            f"{self.method or 'optimiser'}: {name} after {_fmt(self.steps)} steps — loss {_fmt(self.loss)}, "
+            f"|grad| {_fmt(self.grad_norm)}{step} ({self.message})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: numbers, lists and strings (NaN/Inf as None); the parameters as nested lists."""
+
         def plain(x):
             if x is None:
                 return None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -21,9 +22,9 @@ from ._iterative import (
     LoopState,
     check_common,
     check_tol,
+    checked,
     divergence,
     finish,
-    checked,
     finished_status,
     implicit_optimum,
     initial_state,
@@ -44,8 +45,9 @@ def _largest_curvature(fp: FlatProblem, x: jax.Array, args: Any, num_iterations:
 
 
 @eqx.filter_jit
-def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, history_size, trajectory, num_iterations,
-             throw):
+def _program(
+    loss, params0, args, step_size, tol, *, auto_step, max_steps, history_size, trajectory, num_iterations, throw
+):
     where = "gradient_descent"
     fp = FlatProblem(loss, params0, args, where)
     args_in = args
@@ -70,12 +72,20 @@ def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, histo
         bad, reason, value = divergence(s0.f, f_new, g_new, x_new)
         take = ~bad
         k = s.step + jnp.where(take, 1, 0)
-        status = jnp.where(bad, int(Status.DIVERGED),
-                           jnp.where(jnp.linalg.norm(g_new) <= tol * g0n, int(Status.CONVERGED), RUNNING))
-        new = LoopState(step=k, x=jnp.where(take, x_new, s.x), f=jnp.where(take, f_new, s.f),
-                        g=jnp.where(take, g_new, s.g), status=status.astype(jnp.int32),
-                        bad=jnp.where(bad, value, s.bad), reason=jnp.where(bad, reason, s.reason),
-                        history=s.history, trajectory=s.trajectory)
+        status = jnp.where(
+            bad, int(Status.DIVERGED), jnp.where(jnp.linalg.norm(g_new) <= tol * g0n, int(Status.CONVERGED), RUNNING)
+        )
+        new = LoopState(
+            step=k,
+            x=jnp.where(take, x_new, s.x),
+            f=jnp.where(take, f_new, s.f),
+            g=jnp.where(take, g_new, s.g),
+            status=status.astype(jnp.int32),
+            bad=jnp.where(bad, value, s.bad),
+            reason=jnp.where(bad, reason, s.reason),
+            history=s.history,
+            trajectory=s.trajectory,
+        )
         return new.record(x_new, f_new, k, take)
 
     s = jax.lax.while_loop(running(max_steps), body, s0)
@@ -86,10 +96,17 @@ def _program(loss, params0, args, step_size, tol, *, auto_step, max_steps, histo
     if args_in is not None:  # the minimiser's derivative w.r.t. the data: implicit, one Hessian solve
         x = implicit_optimum(fp, x, args_in, dense=x.shape[0] <= _IMPLICIT_DENSE_LIMIT)
         loss_value, g = jax.value_and_grad(fp.f)(x, args_in)
-    out = OptimizeResult(params=fp.unravel(x), loss=loss_value, grad_norm=jnp.linalg.norm(g), steps=s.step,
-                         status=jnp.where(status == _NO_STEP, int(Status.DIVERGED), status).astype(jnp.int32),
-                         history=s.history, trajectory=jax.vmap(fp.unravel)(s.trajectory) if trajectory else None,
-                         step_size=step, method="gradient_descent")
+    out = OptimizeResult(
+        params=fp.unravel(x),
+        loss=loss_value,
+        grad_norm=jnp.linalg.norm(g),
+        steps=s.step,
+        status=jnp.where(status == _NO_STEP, int(Status.DIVERGED), status).astype(jnp.int32),
+        history=s.history,
+        trajectory=jax.vmap(fp.unravel)(s.trajectory) if trajectory else None,
+        step_size=step,
+        method="gradient_descent",
+    )
     return out, (s.bad, s.reason, status == _NO_STEP)
 
 
@@ -142,8 +159,11 @@ def gradient_descent(
     """
     where = "gradient_descent"
     if power_iterations is not None:
-        warnings.warn(f"{where}: power_iterations is deprecated; use num_iterations (Lanczos steps)",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{where}: power_iterations is deprecated; use num_iterations (Lanczos steps)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         num_iterations = power_iterations
     max_steps, history_size, trajectory = check_common(where, max_steps, history_size, trajectory)
     tol = check_tol(where, tol)
@@ -154,16 +174,28 @@ def gradient_descent(
         step_size = check_real(step_size, where, "step_size", minimum=0.0, strict=True)
     params0, args, traced = prepare(where, loss, params0, args)
     out, (bad, reason, no_step) = _program(
-        loss, params0, args, np.asarray(0.0 if auto else step_size), np.asarray(tol), auto_step=auto,
-        max_steps=max_steps, history_size=history_size, trajectory=trajectory, num_iterations=num_iterations,
-        throw=throw and traced)
+        loss,
+        params0,
+        args,
+        np.asarray(0.0 if auto else step_size),
+        np.asarray(tol),
+        auto_step=auto,
+        max_steps=max_steps,
+        history_size=history_size,
+        trajectory=trajectory,
+        num_iterations=num_iterations,
+        throw=throw and traced,
+    )
     if not traced and bool(no_step):
-        raise ValueError(f"{where}: cannot choose a step size: the Hessian's largest eigenvalue magnitude at params0 "
-                         f"is {1 / float(out.step_size) if float(out.step_size) else 0.0} (flat or non-finite "
-                         f"curvature); pass step_size=")
+        raise ValueError(
+            f"{where}: cannot choose a step size: the Hessian's largest eigenvalue magnitude at params0 "
+            f"is {1 / float(out.step_size) if float(out.step_size) else 0.0} (flat or non-finite "
+            f"curvature); pass step_size="
+        )
     if traced:
         return out
     step = float(out.step_size)
     out = eqx.tree_at(lambda r: r.step_size, out, step)
-    return finish(where, out, (bad, reason, None), traced,
-                  f"reduce step_size (was {step:.3g}) or check the loss for overflow")
+    return finish(
+        where, out, (bad, reason, None), traced, f"reduce step_size (was {step:.3g}) or check the loss for overflow"
+    )

@@ -19,7 +19,8 @@ The optimum is differentiable with respect to `args` by the implicit function th
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -37,9 +38,9 @@ from ._iterative import (
     LoopState,
     check_common,
     check_tol,
+    checked,
     divergence,
     finish,
-    checked,
     finished_status,
     implicit_optimum,
     initial_state,
@@ -129,8 +130,9 @@ def _line_search(f: Callable, x, fx, slope, d):
 
 
 @eqx.filter_jit
-def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, history_size, trajectory, cg_max_iter,
-             cg_tol, throw):
+def _program(
+    loss, params0, args, tol, *, method, dense_limit, max_steps, history_size, trajectory, cg_max_iter, cg_tol, throw
+):
     where = "newton"
     fp = FlatProblem(loss, params0, args, where)
     args_in = args
@@ -156,8 +158,10 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
             d = _cg_direction(f, x, g, cg_iter, cg_tol)
             stationary = jnp.linalg.norm(d) <= tol * scale_x
             lam_min, v_min, scale = jax.lax.cond(
-                stationary, lambda: _smallest_eigenpair(f, x),
-                lambda: (jnp.zeros((), dtype), jnp.zeros_like(x), jnp.zeros((), dtype)))
+                stationary,
+                lambda: _smallest_eigenpair(f, x),
+                lambda: (jnp.zeros((), dtype), jnp.zeros_like(x), jnp.zeros((), dtype)),
+            )
         negative = lam_min < -jnp.sqrt(eps) * scale
         converged = stationary & ~negative
         escape = stationary & negative
@@ -170,8 +174,13 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
         f_new, g_new = vg(x_new)
         # At the limit of precision the decrease Armijo asks for is below the rounding of f: accept the
         # full step if f stays within rounding and the gradient halves.
-        near = (~found & ~escape & jnp.isfinite(f_new) & (f_new <= fx + 8 * eps * jnp.abs(fx))
-                & (jnp.linalg.norm(g_new) <= 0.5 * jnp.linalg.norm(g)))
+        near = (
+            ~found
+            & ~escape
+            & jnp.isfinite(f_new)
+            & (f_new <= fx + 8 * eps * jnp.abs(fx))
+            & (jnp.linalg.norm(g_new) <= 0.5 * jnp.linalg.norm(g))
+        )
         found = found | near
         bad, reason, value = divergence(s0.f, f_new, g_new, x_new)
         take = found & ~bad & ~converged
@@ -180,14 +189,26 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
         polish = converged & ~bad & (f_new <= fx)
         k = s.step + jnp.where(take, 1, 0)
         status = jnp.where(
-            converged, int(Status.CONVERGED),
-            jnp.where(found & bad, int(Status.DIVERGED),
-                      jnp.where(found, RUNNING, jnp.where(escape, int(Status.SADDLE), int(Status.STALLED)))))
+            converged,
+            int(Status.CONVERGED),
+            jnp.where(
+                found & bad,
+                int(Status.DIVERGED),
+                jnp.where(found, RUNNING, jnp.where(escape, int(Status.SADDLE), int(Status.STALLED))),
+            ),
+        )
         move = take | polish
-        new = LoopState(step=k, x=jnp.where(move, x_new, x), f=jnp.where(move, f_new, fx),
-                        g=jnp.where(move, g_new, g), status=status.astype(jnp.int32),
-                        bad=jnp.where(found & bad, value, s.bad), reason=jnp.where(found & bad, reason, s.reason),
-                        history=s.history, trajectory=s.trajectory)
+        new = LoopState(
+            step=k,
+            x=jnp.where(move, x_new, x),
+            f=jnp.where(move, f_new, fx),
+            g=jnp.where(move, g_new, g),
+            status=status.astype(jnp.int32),
+            bad=jnp.where(found & bad, value, s.bad),
+            reason=jnp.where(found & bad, reason, s.reason),
+            history=s.history,
+            trajectory=s.trajectory,
+        )
         return new.record(x_new, f_new, k, move)
 
     s = jax.lax.while_loop(running(max_steps), body, s0)
@@ -197,10 +218,16 @@ def _program(loss, params0, args, tol, *, method, dense_limit, max_steps, histor
     if args_in is not None:  # the optimum's derivative w.r.t. the data: implicit, one Hessian solve
         x = implicit_optimum(fp, x, args_in, dense)
         loss_value, g = jax.value_and_grad(fp.f)(x, args_in)
-    out = OptimizeResult(params=fp.unravel(x), loss=loss_value, grad_norm=jnp.linalg.norm(g), steps=s.step,
-                         status=finished_status(s), history=s.history,
-                         trajectory=jax.vmap(fp.unravel)(s.trajectory) if trajectory else None,
-                         method="dense" if dense else "cg")
+    out = OptimizeResult(
+        params=fp.unravel(x),
+        loss=loss_value,
+        grad_norm=jnp.linalg.norm(g),
+        steps=s.step,
+        status=finished_status(s),
+        history=s.history,
+        trajectory=jax.vmap(fp.unravel)(s.trajectory) if trajectory else None,
+        method="dense" if dense else "cg",
+    )
     return out, (s.bad, s.reason, None)
 
 
@@ -264,11 +291,25 @@ def newton(
     throw = check_bool(throw, where, "throw")
     params0, args, traced = prepare(where, loss, params0, args)
     if tol is None:
-        dtypes = [np.dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(params0) if hasattr(leaf, "dtype")
-                  and jnp.issubdtype(leaf.dtype, jnp.floating)]
+        dtypes = [
+            np.dtype(leaf.dtype)
+            for leaf in jax.tree_util.tree_leaves(params0)
+            if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating)
+        ]
         eps = max(float(np.finfo(dt).eps) for dt in dtypes) if dtypes else float(np.finfo(np.float64).eps)
         tol = max(1e-10, 10 * eps)
-    out, diag = _program(loss, params0, args, np.asarray(tol), method=method, dense_limit=dense_limit,
-                         max_steps=max_steps, history_size=history_size, trajectory=trajectory,
-                         cg_max_iter=cg_max_iter, cg_tol=cg_tol, throw=throw and traced)
+    out, diag = _program(
+        loss,
+        params0,
+        args,
+        np.asarray(tol),
+        method=method,
+        dense_limit=dense_limit,
+        max_steps=max_steps,
+        history_size=history_size,
+        trajectory=trajectory,
+        cg_max_iter=cg_max_iter,
+        cg_tol=cg_tol,
+        throw=throw and traced,
+    )
     return finish(where, out, diag, traced, "check the loss for overflow or start closer to a minimum")

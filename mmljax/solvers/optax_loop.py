@@ -21,7 +21,8 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -55,8 +56,10 @@ def _data_size(data: Any, where: str) -> int:
         raise ValueError(f"{where}: args has no arrays to draw mini-batches from")
     sizes = {int(jnp.shape(leaf)[0]) if jnp.ndim(leaf) else -1 for leaf in leaves}
     if len(sizes) != 1 or -1 in sizes:
-        raise ValueError(f"{where}: with batch_size every array in args must have the same leading (example) axis; "
-                         f"got leading sizes {sorted(sizes)}")
+        raise ValueError(
+            f"{where}: with batch_size every array in args must have the same leading (example) axis; "
+            f"got leading sizes {sorted(sizes)}"
+        )
     n = sizes.pop()
     if n == 0:
         raise ValueError(f"{where}: args has 0 examples")
@@ -86,8 +89,9 @@ def _step_fn(loss: Callable, optimizer: Any, has_args: bool, n: int, batch_size:
         else:
             batch = data
         value, grads = jax.value_and_grad(call)(params, batch)
-        updates, new_state = optimizer.update(grads, opt_state, params, value=value, grad=grads,
-                                              value_fn=lambda p: call(p, batch))
+        updates, new_state = optimizer.update(
+            grads, opt_state, params, value=value, grad=grads, value_fn=lambda p: call(p, batch)
+        )
         return optax.apply_updates(params, updates), new_state, value, grads
 
     return step_fn
@@ -114,8 +118,7 @@ class _RunState(NamedTuple):
 
 
 @eqx.filter_jit
-def _chunk(loss, optimizer, params, opt_state, data, key, start, gtol, *, length, n, batch_size, has_args,
-           constrain):
+def _chunk(loss, optimizer, params, opt_state, data, key, start, gtol, *, length, n, batch_size, has_args, constrain):
     """`length` steps from `start` by `lax.scan`: the final carry and each step's (loss, done)."""
     step_fn = _step_fn(loss, optimizer, has_args, n, batch_size, constrain)
     dtype = jnp.result_type(*[jnp.asarray(leaf).dtype for leaf in jax.tree_util.tree_leaves(params)])
@@ -160,15 +163,23 @@ def _whole_run(loss, optimizer, params, data, key, gtol, *, max_steps, history_s
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
         hist = c.history.at[jnp.where(move, c.step, c.history.shape[0])].set(value.astype(dtype), mode="drop")
         status = jnp.where(~finite, int(Status.DIVERGED), jnp.where(met, int(Status.CONVERGED), -1)).astype(jnp.int32)
-        return _RunState(c.step + jnp.where(move, 1, 0), keep(new_params, c.params), keep(new_state, c.opt_state),
-                         status, hist)
+        return _RunState(
+            c.step + jnp.where(move, 1, 0), keep(new_params, c.params), keep(new_state, c.opt_state), status, hist
+        )
 
     c0 = _RunState(jnp.zeros((), jnp.int32), params, opt_state, jnp.asarray(-1, jnp.int32), hist0)
     out = jax.lax.while_loop(cond, body, c0)
     value, grads = jax.value_and_grad(lambda p: loss(p, data) if has_args else loss(p))(out.params)
     status = jnp.where(out.status < 0, int(Status.MAX_STEPS), out.status).astype(jnp.int32)
-    return OptimizeResult(params=out.params, loss=value, grad_norm=_tree_norm(grads), steps=out.step,
-                          status=status, history=out.history, method="optax")
+    return OptimizeResult(
+        params=out.params,
+        loss=value,
+        grad_norm=_tree_norm(grads),
+        steps=out.step,
+        status=status,
+        history=out.history,
+        method="optax",
+    )
 
 
 @eqx.filter_jit
@@ -266,8 +277,10 @@ def minimize(
     if optimizer is None:
         optimizer = optax.adam(1e-3)
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"{where}: optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-3)); "
-                        f"got {type(optimizer).__name__}")
+        raise TypeError(
+            f"{where}: optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-3)); "
+            f"got {type(optimizer).__name__}"
+        )
     check_loss_call(loss, args, where)
     args = check_args(args, where)
     params0 = check_params(params0, where, "params0")
@@ -293,11 +306,24 @@ def minimize(
 
     if is_traced(params0, args, loss, key):
         if checkpoint is not None or callback is not None or progress:
-            raise ValueError(f"{where}: checkpoint=, callback= and progress= need an eager call; inside "
-                             f"jax.jit/vmap/grad the run is one compiled loop")
+            raise ValueError(
+                f"{where}: checkpoint=, callback= and progress= need an eager call; inside "
+                f"jax.jit/vmap/grad the run is one compiled loop"
+            )
         gtol = _gradient_tol(loss, params0, args, has_args, tol)
-        return _whole_run(loss, optimizer, params0, args, key, gtol, max_steps=max_steps, history_size=history_size,
-                          n=n, batch_size=batch_size, has_args=has_args)
+        return _whole_run(
+            loss,
+            optimizer,
+            params0,
+            args,
+            key,
+            gtol,
+            max_steps=max_steps,
+            history_size=history_size,
+            n=n,
+            batch_size=batch_size,
+            has_args=has_args,
+        )
 
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if eqx.is_array_like(a) else a, params0)
     opt_state = optax.with_extra_args_support(optimizer).init(params)
@@ -313,12 +339,18 @@ def minimize(
             "args": None if args is None else _checkpoint.tree_fingerprint(args),
             "optimizer": _checkpoint.optimizer_identity(optimizer, opt_state),
             "loss": _checkpoint.function_identity(loss),
-            "max_steps": max_steps, "batch_size": batch_size, "tol": tol,
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "tol": tol,
             "key": np.asarray(jax.random.key_data(key)).tolist(),
         }
         if resume and os.path.exists(checkpoint):
-            like = {"params": params, "opt_state": opt_state, "step": jnp.asarray(0, jnp.int32),
-                    "history": np.zeros(history.size)}
+            like = {
+                "params": params,
+                "opt_state": opt_state,
+                "step": jnp.asarray(0, jnp.int32),
+                "history": np.zeros(history.size),
+            }
             saved = _checkpoint.load(checkpoint, fingerprint, like, where)
             params, opt_state, start = saved["params"], saved["opt_state"], int(saved["step"])
             history[:] = np.asarray(saved["history"])
@@ -334,8 +366,20 @@ def minimize(
         while step < max_steps and not converged_early:
             length = min(chunk_len, max_steps - step, base - step % base)
             carry, (losses, dones) = _chunk(
-                loss, optimizer, params, opt_state, args, key, jnp.asarray(step, jnp.int32), gtol, length=length,
-                n=n, batch_size=batch_size, has_args=has_args, constrain=constrain)
+                loss,
+                optimizer,
+                params,
+                opt_state,
+                args,
+                key,
+                jnp.asarray(step, jnp.int32),
+                gtol,
+                length=length,
+                n=n,
+                batch_size=batch_size,
+                has_args=has_args,
+                constrain=constrain,
+            )
             params_new, state_new, bad_value = carry.params, carry.opt_state, carry.bad_value
             losses = np.asarray(losses)
             bad_step = int(carry.bad_step)
@@ -348,11 +392,19 @@ def minimize(
                     last_step = step - 1
                 else:
                     last_step = -1
-                msg = divergence_message(where, bad_step, float(bad_value), last, last_step, "loss or gradient",
-                                         "lower the learning rate, clip gradients (optax.clip_by_global_norm) or "
-                                         "check the loss for overflow")
-                raise DivergenceError(msg, step=bad_step, last_finite_loss=last, last_finite_step=last_step,
-                                      params=params_new)
+                msg = divergence_message(
+                    where,
+                    bad_step,
+                    float(bad_value),
+                    last,
+                    last_step,
+                    "loss or gradient",
+                    "lower the learning rate, clip gradients (optax.clip_by_global_norm) or "
+                    "check the loss for overflow",
+                )
+                raise DivergenceError(
+                    msg, step=bad_step, last_finite_loss=last, last_finite_step=last_step, params=params_new
+                )
             dones = np.asarray(dones)
             ran = int(np.argmax(dones)) if dones.any() else length  # updates made before tol was met
             _store(history, step, losses[:ran])
@@ -362,8 +414,16 @@ def minimize(
             step += ran
             converged_early = bool(dones.any())
             if checkpoint is not None and (step % checkpoint_every == 0 or step == max_steps or converged_early):
-                _checkpoint.save(checkpoint, fingerprint, {"params": params, "opt_state": opt_state,
-                                                           "step": jnp.asarray(step, jnp.int32), "history": history})
+                _checkpoint.save(
+                    checkpoint,
+                    fingerprint,
+                    {
+                        "params": params,
+                        "opt_state": opt_state,
+                        "step": jnp.asarray(step, jnp.int32),
+                        "history": history,
+                    },
+                )
             bar.update(step, last)
             if callback is not None:
                 callback(step, last)
@@ -372,8 +432,15 @@ def minimize(
 
     value, gnorm = _full_value_and_grad(loss, params, args, has_args=has_args)
     status = Status.CONVERGED if converged_early else Status.MAX_STEPS
-    return OptimizeResult(params=params, loss=value, grad_norm=gnorm, steps=step, status=status,
-                          history=jax.device_put(history[: min(step, history.size)]), method="optax")
+    return OptimizeResult(
+        params=params,
+        loss=value,
+        grad_norm=gnorm,
+        steps=step,
+        status=status,
+        history=jax.device_put(history[: min(step, history.size)]),
+        method="optax",
+    )
 
 
 def _store(history: np.ndarray, start: int, values: np.ndarray) -> None:
@@ -399,9 +466,15 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("minimize"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                      console=Console(stderr=True), transient=False)
+            self._progress = Progress(
+                TextColumn("minimize"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._progress.start()
             self._task = self._progress.add_task("minimize", total=total, completed=start, loss="—")
 
