@@ -2,8 +2,9 @@
 
 - `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: host-side, float64,
   Householder QR + Björck refinement in double-double; a `LeastSquaresResult` with statistics.
-- `gradient_descent`, `newton`, `minimize` (optax): jit-compiled loops on parameter pytrees,
-  returning an `OptimizeResult`; a non-finite loss raises `DivergenceError`.
+- `gradient_descent`, `newton`, `minimize` (optax): compiled loops on parameter pytrees, data as
+  `args=` (one program per loss function and shapes), usable inside `jax.jit`/`jax.vmap`; an
+  `OptimizeResult` with a `status`; called eagerly, divergence raises `DivergenceError`.
 """
 
 from ..errors import DivergenceError as DivergenceError
