@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .._io import atomic_write_bytes, remove_stale_temps
+from .._io import atomic_write_bytes
 
 MAGIC = b"MMLJAX-CHECKPOINT-2\n"
 ANY_MAGIC = b"MMLJAX-CHECKPOINT-"
@@ -194,5 +194,4 @@ __all__ = [
     "tree_fingerprint",
     "function_identity",
     "optimizer_identity",
-    "remove_stale_temps",
 ]

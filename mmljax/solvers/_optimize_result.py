@@ -11,14 +11,6 @@ import numpy as np
 from ..status import Status, status_of
 
 
-def _scalar(x: Any) -> Any:
-    """A Python number for a concrete 0-d value; the array itself otherwise (batched or traced)."""
-    if isinstance(x, jax.core.Tracer):
-        return x
-    a = np.asarray(x)
-    return a.item() if a.ndim == 0 else a
-
-
 class OptimizeResult(eqx.Module):
     """Result of an iterative minimiser (`gradient_descent`, `newton`, `minimize`): an `equinox.Module`,
     so it can be returned from `jax.jit` and batched by `jax.vmap` (one entry per start or dataset).
@@ -115,4 +107,4 @@ def divergence_message(where: str, step: int, bad: float, last: float, last_step
     return f"{where}: diverged at step {step}: the {what} became {bad} ({tail}); {hint}"
 
 
-__all__ = ["OptimizeResult", "divergence_message", "_scalar"]
+__all__ = ["OptimizeResult", "divergence_message"]
