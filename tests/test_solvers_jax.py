@@ -387,3 +387,36 @@ def test_minimize_history_is_bounded_whatever_max_steps():
     np.testing.assert_allclose(res.history[:2], [2.0, 0.5])  # step 0.25 on (p-1)²: halves the error each step
     d = res.to_dict()
     assert d["status"] == "CONVERGED" and len(d["history"]) == 5 and d["params"] == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.slow
+def test_the_iterative_api_on_an_equinox_mlp():
+    mlp = eqx.nn.MLP(2, 1, width_size=3, depth=1, activation=jnp.tanh, key=jax.random.PRNGKey(0))
+    X = jax.random.normal(jax.random.PRNGKey(1), (16, 2))
+    y = jnp.sin(X[:, 0])
+
+    def loss(m, args):
+        X, y = args
+        return 0.5 * jnp.mean((jax.vmap(m)(X)[:, 0] - y) ** 2)
+
+    args = (X, y)
+    # the module itself (functions are static leaves) for the solvers and the analysis
+    res = newton(loss, mlp, args=args, max_steps=30)
+    assert isinstance(res.params, eqx.nn.MLP) and res.params.activation is jnp.tanh
+    assert float(res.loss) < float(loss(mlp, args))
+    top = hessian_eigenvalues(loss, res.params, k=1, args=args, return_eigenvectors=True)
+    params, static = eqx.partition(res.params, eqx.is_inexact_array)
+    H = mj.hessian_matrix(lambda p: loss(eqx.combine(p, static), args))(params)
+    np.testing.assert_allclose(top.eigenvalues[0], np.linalg.eigvalsh(np.asarray(H))[-1], rtol=1e-9)
+    cp = classify_critical_point(loss, res.params, args=args)
+    assert cp.kind in KINDS and cp.n_positive + cp.n_negative + cp.n_zero == params_size(params)
+    assert mj.check_minimiser(loss, res.params, args=args).kind == cp.kind
+    # minimize takes the partitioned parameters (optax state is built on arrays)
+    run = minimize(
+        lambda p, a: loss(eqx.combine(p, static), a), params, optax.adam(1e-2), args=args, max_steps=20, progress=False
+    )
+    assert jax.tree_util.tree_structure(run.params) == jax.tree_util.tree_structure(params)
+
+
+def params_size(tree):
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
