@@ -538,11 +538,12 @@ def check_minimiser(
     except TypeError:  # an unhashable loss (an equinox module holding arrays)
         program = _minimiser_program.__wrapped__(loss, args is not None)
     flat, g, H = program(params, args)
-    return _minimiser_result(name, flat, g, H, tol, eig_tol)
+    return minimiser_verdict(name, flat, g, H, tol, eig_tol)
 
 
-def _minimiser_result(name: str, flat, g, H, tol: float | None, eig_tol: float | None = None) -> MinimiserResult:
-    """Verdict of the shared minimum test from the gradient `g` and Hessian `H` at the flattened candidate."""
+def minimiser_verdict(name: str, flat, g, H, tol: float | None = None, eig_tol: float | None = None) -> MinimiserResult:
+    """`check_minimiser`'s verdict from a gradient `g (P,)` and Hessian `H (P, P)` already computed at the
+    flattened candidate `flat (P,)` (`ravel_vec` order), by the shared minimum test."""
     flat = jnp.asarray(flat)
     dtype = flat.dtype
     n = flat.size
@@ -576,3 +577,6 @@ def _minimiser_result(name: str, flat, g, H, tol: float | None, eig_tol: float |
     return MinimiserResult(name=name, ok=ok, kind=kind, dtype=str(dtype), grad_norm=gnorm, relative_step=step,
                            min_eigenvalue=lmin, max_eigenvalue=lmax, positive_definite=pd, tol=tol, eig_tol=eig_tol,
                            message=msg)
+
+
+_minimiser_result = minimiser_verdict  # the former private name
