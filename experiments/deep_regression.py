@@ -170,7 +170,8 @@ def train(ctx, cfg: dict, model: dict, data: dict, index: int, steps_before: int
 
     optimizer = optax.chain(gradient_check(hand, cfg["check_every"], record), optax.adam(cfg["lr"]))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    res = mj.solvers.minimize(loss, params0, optimizer, steps=cfg["steps"], seed=ctx.seed, checkpoint=ckpt,
+    res = mj.solvers.minimize(loss, params0, optimizer, max_steps=cfg["steps"], key=jax.random.PRNGKey(ctx.seed),
+                              checkpoint=ckpt,
                               checkpoint_every=cfg["checkpoint_every"], resume=bool(ctx.args.resume),
                               callback=on_chunk, progress=False)
     jax.effects_barrier()
@@ -187,7 +188,7 @@ def analyse(cfg: dict, model: dict, tr: dict) -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)  # interior Ritz values are not meant to converge
         lz = mj.analysis.hessian_eigenvalues(loss, params, k=m, which="largest", num_iterations=m)
     cp = mj.analysis.classify_critical_point(loss, params)
-    trace = mj.analysis.hessian_trace(loss, params, num_samples=cfg["trace_samples"], seed=0)
+    trace = mj.analysis.hessian_trace(loss, params, num_samples=cfg["trace_samples"], key=jax.random.PRNGKey(0))
     ritz, resid = np.asarray(lz.eigenvalues), np.asarray(lz.residual_norms)
     # The classification's eigenvalues: all of them by dense eigh up to its dense_limit parameters,
     # beyond that the extreme ones by Lanczos (then no independent reference for the comparison).

@@ -13,15 +13,19 @@ Errors are normwise: for a witness `R` and the hand value `D`,
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._minimum import KINDS, check_tolerances, dense_test
+from ._problem import FlatProblem, check_args, check_loss_call, check_params, param_size_dtype
 from ._validate import require_callable, require_float_tree
 from .finite_diff import _map, fd_directional, fd_hessian, fd_jacobian, taylor_steps, taylor_verdict
 from .layout import ravel_vec
@@ -441,27 +445,38 @@ def _message(result: CheckResult, D: np.ndarray, witnesses: dict[str, Witness], 
     return "\n".join(lines)
 
 
-@dataclass
-class MinimiserResult:
-    """Outcome of `check_minimiser`.
+class MinimiserResult(eqx.Module):
+    """Outcome of `check_minimiser` (an `equinox.Module`; numbers are Python floats).
 
-    **Fields:** `name`, `ok`, `dtype`, `gradient_norm`, `relative_step` (`||H⁻¹ g|| / ||θ̂||`:
-    how far a Newton step moves the claimed minimiser, relative), `min_eigenvalue`,
-    `max_eigenvalue` (of the Hessian there), `positive_definite`, `tol`, `message`.
+    **Fields:** `name`, `ok`, `kind` (the verdict of the shared second-order test: "minimum",
+    "maximum", "saddle", "degenerate" or "not_stationary"), `dtype`, `grad_norm`, `relative_step`
+    (`||H⁺g|| / max(||params||, 1)`: how far a Newton step moves the claimed minimiser, relative),
+    `min_eigenvalue`, `max_eigenvalue` (of the Hessian there), `positive_definite` (every eigenvalue
+    above `eig_tol · max|λ|`), `tol`, `eig_tol`, `message`.
     """
 
-    name: str
-    ok: bool
-    dtype: str
-    gradient_norm: float
+    name: str = eqx.field(static=True)
+    ok: bool = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    dtype: str = eqx.field(static=True)
+    grad_norm: float
     relative_step: float
     min_eigenvalue: float
     max_eigenvalue: float
-    positive_definite: bool
-    tol: float
-    message: str = ""
+    positive_definite: bool = eqx.field(static=True)
+    tol: float = eqx.field(static=True)
+    eig_tol: float = eqx.field(static=True)
+    message: str = eqx.field(static=True, default="")
+
+    @property
+    def gradient_norm(self) -> float:
+        """Former name of `grad_norm`."""
+        return self.grad_norm
 
     def __str__(self) -> str:
+        return self.message
+
+    def summary(self) -> str:
         return self.message
 
     def raise_if_failed(self) -> "MinimiserResult":
@@ -470,58 +485,87 @@ class MinimiserResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        return {k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in d.items()}
+        names = ("name", "ok", "kind", "dtype", "grad_norm", "relative_step", "min_eigenvalue", "max_eigenvalue",
+                 "positive_definite", "tol", "eig_tol", "message")
+        return {k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in
+                ((k, getattr(self, k)) for k in names)}
+
+
+@functools.lru_cache(maxsize=64)
+def _minimiser_program(loss: Callable, has_args: bool) -> Callable:
+    """`(g, H)` of `loss` at a flat point, one compiled program per loss function (data traced)."""
+
+    @eqx.filter_jit
+    def program(params, args):
+        fp = FlatProblem(loss, params, args if has_args else None, "check_minimiser")
+        x = fp.x0
+        return x, jax.grad(fp.f)(x, args), jax.hessian(fp.f)(x, args)
+
+    return program
 
 
 def check_minimiser(
-    loss: Callable, theta_hat: Any, *, name: str | None = None, rtol: float | None = None
+    loss: Callable,
+    params: Any,
+    *,
+    args: Any = None,
+    name: str | None = None,
+    tol: float | None = None,
+    eig_tol: float | None = None,
 ) -> MinimiserResult:
-    """Check that `theta_hat` is a strict local minimiser of the scalar `loss`.
+    """Check that `params` is a strict local minimiser of the scalar `loss(params)` (or `loss(params, args)`).
 
-    Two conditions, both from the lectures (with GUIDE.md's errata): the gradient vanishes —
-    measured scale-free as the relative Newton step `||H⁻¹ g|| / ||θ̂||` (or `||g|| / λ_max` when
-    the Hessian is singular), at most `rtol` (1e-8 float64, 1e-3 float32) — and the Hessian is
-    positive *definite*: every eigenvalue above `n·eps·λ_max` (zero eigenvalues are inconclusive,
-    so they fail). `theta_hat` may be an array or a pytree (flattened by `ravel_vec`).
+    The shared second-order minimum test (also `mmljax.analysis.classify_critical_point`), from the
+    lectures with GUIDE.md's errata: the gradient vanishes — measured scale-free as the relative
+    Newton step `||H⁺ g|| / max(||params||, 1)` (a gradient along a numerically flat direction counts
+    as `|vᵀg| / max|λ|`), at most `tol` (default `sqrt(eps)`: 1.5e-8 in float64, 3.5e-4 in float32) —
+    and the Hessian is positive *definite*: every eigenvalue above `eig_tol · max|λ|` (default
+    `10·P·eps`; zero eigenvalues are inconclusive, so they fail). `params` may be an array or any
+    pytree (dicts, equinox modules), flattened by `ravel_vec`.
+
+    **Raises:** `TypeError`/`ValueError` for a loss of the wrong arity or a non-scalar loss, complex,
+    integer, non-finite or 0-size parameters, and bad tolerances.
     """
-    require_callable(loss, "check_minimiser", "loss")
+    where = "check_minimiser"
+    check_loss_call(loss, args, where)
     name = name or getattr(loss, "__name__", "minimiser")
-    require_float_tree(theta_hat, f"check_minimiser[{name}]", "theta_hat")
-    flat, unravel = ravel_vec(theta_hat)
-    L = lambda v: loss(unravel(v))
-    out = jax.eval_shape(L, flat)
-    if out.shape != ():
-        raise ValueError(f"check_minimiser[{name}]: loss must return a scalar; got shape {out.shape}")
-    g, H = jax.jit(lambda v: (jax.grad(L)(v), jax.hessian(L)(v)))(flat)
-    return _minimiser_result(name, flat, g, H, rtol)
+    args = check_args(args, f"{where}[{name}]")
+    params = check_params(params, f"{where}[{name}]", "params")
+    P, dtype = param_size_dtype(params)
+    tol, eig_tol = check_tolerances(tol, eig_tol, dtype, P, f"{where}[{name}]")
+    try:
+        program = _minimiser_program(loss, args is not None)
+    except TypeError:  # an unhashable loss (an equinox module holding arrays)
+        program = _minimiser_program.__wrapped__(loss, args is not None)
+    flat, g, H = program(params, args)
+    return minimiser_verdict(name, flat, g, H, tol, eig_tol)
 
 
-def _minimiser_result(name: str, flat, g, H, rtol: float | None) -> MinimiserResult:
-    """Verdict from the gradient `g` and Hessian `H` at the flattened candidate `flat`."""
+def minimiser_verdict(name: str, flat, g, H, tol: float | None = None, eig_tol: float | None = None) -> MinimiserResult:
+    """`check_minimiser`'s verdict from a gradient `g (P,)` and Hessian `H (P, P)` already computed at the
+    flattened candidate `flat (P,)` (`ravel_vec` order), by the shared minimum test."""
+    flat = jnp.asarray(flat)
     dtype = flat.dtype
-    eps = float(jnp.finfo(dtype).eps)
-    rtol = (1e-8 if jnp.finfo(dtype).bits >= 64 else 1e-3) if rtol is None else rtol
     n = flat.size
+    tol, eig_tol = check_tolerances(tol, eig_tol, dtype, n, f"check_minimiser[{name}]")
     g = np.asarray(g, np.float64).reshape(n)
     H = np.asarray(H, np.float64).reshape(n, n)
-    H = 0.5 * (H + H.T)
-    evals = np.linalg.eigvalsh(H)
-    lmin, lmax = float(evals[0]), float(evals[-1])
+    for what, arr in (("gradient", g), ("Hessian", H)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"check_minimiser[{name}]: the {what} is not finite at params; the loss must be twice "
+                             f"differentiable and finite there")
+    test, _ = dense_test(jnp.asarray(g), jnp.asarray(H), jnp.asarray(np.asarray(flat, np.float64)), tol, eig_tol)
+    kind = KINDS[int(test.kind)]
+    step = float(test.relative_step)
+    lmin, lmax = float(test.min_eigenvalue), float(test.max_eigenvalue)
     gnorm = float(np.linalg.norm(g))
-    pd = lmin > max(flat.size, 1) * eps * 16 * max(abs(lmax), 1e-300)
-    theta_norm = float(np.linalg.norm(np.asarray(flat, np.float64)))
-    denom = theta_norm if theta_norm > 0 else 1.0
-    if pd:
-        step = float(np.linalg.norm(np.linalg.solve(H, g))) / denom
-    else:
-        step = gnorm / (max(abs(lmax), 1e-300) * denom)
-    stationary = step <= rtol
+    pd = bool(int(test.n_positive) == n)
+    stationary = step <= tol
     ok = bool(pd and stationary)
     status = "ok" if ok else "FAILED"
     msg = (
-        f"minimiser '{name}' {status} ({dtype}, {flat.size} parameters): gradient norm {gnorm:.3g}, "
-        f"relative Newton step {step:.3g} (tol {rtol:.1g}), Hessian eigenvalues in [{lmin:.3g}, {lmax:.3g}]"
+        f"minimiser '{name}' {status} ({dtype}, {n} parameters): gradient norm {gnorm:.3g}, "
+        f"relative Newton step {step:.3g} (tol {tol:.1g}), Hessian eigenvalues in [{lmin:.3g}, {lmax:.3g}]"
     )
     if not stationary:
         msg += " — the gradient does not vanish there: not a stationary point"
@@ -530,4 +574,9 @@ def _minimiser_result(name: str, flat, g, H, rtol: float | None) -> MinimiserRes
             " — the Hessian is not positive definite (a zero eigenvalue is inconclusive, a negative one"
             " means a saddle or maximum)"
         )
-    return MinimiserResult(name, ok, str(dtype), gnorm, step, lmin, lmax, bool(pd), rtol, msg)
+    return MinimiserResult(name=name, ok=ok, kind=kind, dtype=str(dtype), grad_norm=gnorm, relative_step=step,
+                           min_eigenvalue=lmin, max_eigenvalue=lmax, positive_definite=pd, tol=tol, eig_tol=eig_tol,
+                           message=msg)
+
+
+_minimiser_result = minimiser_verdict  # the former private name

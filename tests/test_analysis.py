@@ -20,8 +20,12 @@ CASES = [
     ("monkey saddle", lambda x: x[0] ** 3 - 3 * x[0] * x[1] ** 2, jnp.zeros(2), "degenerate"),
     ("x²-y²+y⁴ at its minimum", lambda x: x[0] ** 2 - x[1] ** 2 + x[1] ** 4, jnp.array([0.0, 2**-0.5]), "minimum"),
     ("slope", lambda x: jnp.sum(x**2) + x[0], jnp.zeros(2), "not_stationary"),
-    ("pytree bowl", lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2), {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)},
-     "minimum"),
+    (
+        "pytree bowl",
+        lambda p: jnp.sum(p["a"] ** 2) + jnp.sum((p["b"] - 1) ** 2),
+        {"a": jnp.zeros((2, 2)), "b": jnp.ones(3)},
+        "minimum",
+    ),
 ]
 
 
@@ -30,8 +34,11 @@ LANCZOS = {"saddle x²-y²", "x²+y⁴", "pytree bowl"}  # the rest of the table
 
 @pytest.mark.parametrize(
     "name, loss, point, kind, method",
-    [pytest.param(*c, m, id=f"{c[0]}-{m}", marks=() if m == "dense" or c[0] in LANCZOS else pytest.mark.slow)
-     for c in CASES for m in ("dense", "lanczos")],
+    [
+        pytest.param(*c, m, id=f"{c[0]}-{m}", marks=() if m == "dense" or c[0] in LANCZOS else pytest.mark.slow)
+        for c in CASES
+        for m in ("dense", "lanczos")
+    ],
 )
 def test_classify_critical_point_table(name, loss, point, kind, method):
     res = classify_critical_point(loss, point, method=method, k=3)
@@ -44,8 +51,8 @@ def test_counts_extremes_and_tolerances():
     res = classify_critical_point(lambda x: 0.5 * x @ A3 @ x - 0.5 * x[2] ** 2 * 4, jnp.zeros(3))
     assert res.kind == "saddle" and (res.n_positive, res.n_negative, res.n_zero) == (2, 1, 0)
     np.testing.assert_allclose([res.min_eigenvalue, res.max_eigenvalue], [-2.0, 3.0], rtol=1e-14)
-    assert res.grad_tol == pytest.approx(np.sqrt(np.finfo(np.float64).eps))
-    # a gradient of 1e-6 is stationary only with a looser tolerance
+    assert res.tol == pytest.approx(np.sqrt(np.finfo(np.float64).eps))
+    # a gradient of 1e-6 (a relative Newton step of 5e-7) is stationary only with a looser tolerance
     near = lambda x: jnp.sum(x**2) + 1e-6 * x[0]  # noqa: E731
     assert classify_critical_point(near, jnp.zeros(2)).kind == "not_stationary"
     assert classify_critical_point(near, jnp.zeros(2), tol=1e-5).kind == "minimum"
@@ -59,7 +66,7 @@ def test_counts_extremes_and_tolerances():
 def test_float32_tolerances_come_from_the_dtype():
     res = classify_critical_point(lambda x: jnp.sum(x**2), jnp.zeros(3, jnp.float32))
     assert res.dtype == np.float32 and res.kind == "minimum"
-    assert res.grad_tol == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
+    assert res.tol == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
 
 
 def _spectrum_problem(P=60, seed=0):
@@ -112,7 +119,7 @@ def test_hutchinson_trace_is_exact_for_a_diagonal_and_unbiased_otherwise():
     np.testing.assert_allclose(exact.estimate, 210.0, rtol=1e-13)
     assert float(exact.standard_error) < 1e-10
     loss, lam, _ = _spectrum_problem()
-    est = hessian_trace(loss, jnp.ones(60), num_samples=400, seed=3)
+    est = hessian_trace(loss, jnp.ones(60), num_samples=400, key=jax.random.PRNGKey(3))
     assert abs(float(est.estimate) - lam.sum()) < 4 * float(est.standard_error)
     assert 0 < float(est.standard_error) < 0.2 * abs(lam.sum())
 
@@ -139,3 +146,19 @@ def test_lanczos_top_eigenvalue_of_an_mlp_hessian_matches_dense_eigh():
     np.testing.assert_allclose(bottom.eigenvalues, dense[:1], rtol=1e-8)
     res = classify_critical_point(loss, params, method="lanczos")
     assert res.kind == "not_stationary" and res.min_eigenvalue < 0 < res.max_eigenvalue
+
+
+def test_results_are_modules_with_summary_and_to_dict():
+    import json
+
+    import equinox as eqx
+
+    loss, lam, _ = _spectrum_problem(P=12, seed=2)
+    cp = classify_critical_point(loss, jnp.zeros(12))
+    top = hessian_eigenvalues(loss, jnp.zeros(12), k=2)
+    tr = hessian_trace(loss, jnp.zeros(12), num_samples=4)
+    for r in (cp, top, tr):
+        assert isinstance(r, eqx.Module) and r.summary()
+        json.dumps(r.to_dict())
+    assert cp.to_dict()["kind"] == "saddle" and cp.to_dict()["n_negative"] == int(np.sum(lam < 0))
+    np.testing.assert_allclose(top.to_dict()["eigenvalues"], np.sort(lam)[::-1][:2], rtol=1e-10)

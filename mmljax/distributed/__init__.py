@@ -9,8 +9,8 @@ home-made. The solvers take it as `mesh=`: `least_squares(Phi, y, mesh=mesh)`, `
 - linear algebra: `tsqr` (tall-skinny QR with a reduction tree of `R` factors),
   `normal_equations` (`ΦᵀΦ`, `Φᵀy` with one `psum`);
 - fits: `least_squares_sharded`, `polyfit_sharded`, `linear_regression_sharded`;
-- training: `minimize_sharded` (what `minimize(..., mesh=mesh)` runs: batches split over the
-  devices, parameters replicated), `shard_batches`;
+- training: what `minimize(..., mesh=mesh)` uses to split its batches over the devices with the
+  parameters replicated: `place_rows`, `place_params`, `shard_batches`;
 - data-parallel losses: `sharded_loss` (differentiate it with `mj.gradient`, `mj.hvp`,
   `jax.value_and_grad`: the gradient is a `psum` of per-device partial gradients),
   `sharded_hand_gradient`;
@@ -34,7 +34,8 @@ from .mesh import row_sharding as row_sharding
 from .mesh import shard_data as shard_data
 from .mesh import shard_rows as shard_rows
 from .mesh import to_host as to_host
-from .training import minimize_sharded as minimize_sharded
+from .training import place_params as place_params
+from .training import place_rows as place_rows
 from .training import shard_batches as shard_batches
 from .tsqr import normal_equations as normal_equations
 from .tsqr import tsqr as tsqr

@@ -2,8 +2,9 @@
 
 - `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: host-side, float64,
   Householder QR + Björck refinement in double-double; a `LeastSquaresResult` with statistics.
-- `gradient_descent`, `newton`, `minimize` (optax): jit-compiled loops on parameter pytrees,
-  returning an `OptimizeResult`; a non-finite loss raises `DivergenceError`.
+- `gradient_descent`, `newton`, `minimize` (optax): compiled loops on parameter pytrees, data as
+  `args=` (one program per loss function and shapes), usable inside `jax.jit`/`jax.vmap`; an
+  `OptimizeResult` with a `status`; called eagerly, divergence raises `DivergenceError`.
 """
 
 from ..errors import DivergenceError as DivergenceError
@@ -12,7 +13,6 @@ from ._optimize_result import OptimizeResult as OptimizeResult
 from ..errors import PrecisionWarning as PrecisionWarning
 from ..errors import RankDeficiencyWarning as RankDeficiencyWarning
 from .gradient_descent import gradient_descent as gradient_descent
-from .gradient_descent import largest_curvature as largest_curvature
 from .least_squares import METHODS as METHODS
 from .least_squares import least_squares as least_squares
 from .least_squares import linear_regression as linear_regression
