@@ -60,11 +60,13 @@ def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
     For a single array this is `vec`; for a dict/list/tuple of arrays the leaves are taken in
     `jax.tree_util.tree_flatten` order (the order of `ravel_pytree`), each column-major.
 
-    **Returns:** `(flat, unravel)` with `flat` of shape `(P,)` and `unravel(flat)` the inverse.
+    **Returns:** `(flat, unravel)` with `flat` of shape `(P,)` (the leaves' promoted dtype) and
+    `unravel(flat)` the inverse, giving each leaf back its own dtype.
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     leaves = [jnp.asarray(leaf) for leaf in leaves]
     shapes = [leaf.shape for leaf in leaves]
+    dtypes = [leaf.dtype for leaf in leaves]
     sizes = [leaf.size for leaf in leaves]
     dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
     flat = (
@@ -80,8 +82,9 @@ def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
                 f"unravel: expected a vector of shape ({sum(sizes)},); got {tuple(v.shape)}"
             )
         parts, start = [], 0
-        for shape, size in zip(shapes, sizes):
-            parts.append(jnp.reshape(v[start : start + size], shape, order="F"))
+        for shape, size, dt in zip(shapes, sizes, dtypes):
+            part = jnp.reshape(v[start : start + size], shape, order="F")
+            parts.append(part.astype(dt) if part.dtype != dt else part)
             start += size
         return jax.tree_util.tree_unflatten(treedef, parts)
 
