@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 
 import mmljax as mj
+from helpers import rel_err
 
 TOL64 = 1e-10
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 @jax.jit

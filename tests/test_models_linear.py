@@ -9,13 +9,9 @@ from hypothesis import strategies as st
 
 import mmljax as mj
 from mmljax.models import linear
+from helpers import rel_err
 
 TOL64 = 1e-10
-
-
-def rel_err(a, b):
-    a, b = np.asarray(mj.ravel_vec(a)[0]), np.asarray(mj.ravel_vec(b)[0])
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 def problem(seed, n, d, k, bias, dtype=np.float64):
