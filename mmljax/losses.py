@@ -108,10 +108,20 @@ def mse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Arr
 
 
 def _lam(lam: Any, where: str) -> Any:
+    """A non-negative finite real scalar; a traced `lam` (under jit/grad) is checked for shape and dtype only."""
+    if isinstance(lam, (bool, str, bytes, complex)) or lam is None:
+        raise TypeError(f"{where}: lam must be a real number >= 0; got {lam!r} ({type(lam).__name__})")
     if jnp.ndim(lam) != 0:
         raise ValueError(f"{where}: lam must be a scalar; got shape {jnp.shape(lam)}")
-    if is_concrete(lam) and float(lam) < 0:
-        raise ValueError(f"{where}: lam must be >= 0 (a penalty, not a reward); got {float(lam)}")
+    dtype = jnp.result_type(lam)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{where}: lam must be a real number >= 0; got dtype {dtype}")
+    if is_concrete(lam):
+        v = float(lam)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: lam must be a finite number >= 0; got {v}")
+        if v < 0:
+            raise ValueError(f"{where}: lam must be >= 0 (a penalty, not a reward); got {v}")
     return lam
 
 

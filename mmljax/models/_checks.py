@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def shape_of(a: Any) -> tuple[int, ...]:
@@ -71,6 +72,19 @@ def targets(y: Any, expected: tuple[int, ...], where: str) -> jnp.ndarray:
         )
     require_floating(y, where, "y")
     return y
+
+
+def float_dtype(dtype: Any, where: str) -> Any:
+    """`dtype` (default: JAX's default float) after checking it is a real floating dtype."""
+    if dtype is None:
+        return jnp.result_type(float)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be a floating dtype such as jnp.float64; got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"{where}: dtype must be a real floating dtype (float32 or float64); got {dt.name}")
+    return dt
 
 
 def params_type(params: Any, cls: type, where: str, init: str) -> None:
