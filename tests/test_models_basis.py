@@ -216,7 +216,7 @@ def test_errors_name_expected_and_received():
     r2 = basis.rbf(np.zeros((3, 2)), 1.0)
     with pytest.raises(ValueError, match=r"x has shape \(5, 3\).*\(n, 2\).*centres have shape \(3, 2\)"):
         basis.design_matrix(r2, jnp.ones((5, 3)))
-    with pytest.raises(ValueError, match="lengthscale must be a positive"):
+    with pytest.raises(ValueError, match="lengthscale must be > 0; got 0"):
         basis.rbf([0.0], 0.0)
     with pytest.raises(TypeError, match="params must be a BasisParams"):
         basis.apply(mj.models.linear.init(jax.random.key(0), 3), jnp.ones(4))

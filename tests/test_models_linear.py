@@ -119,7 +119,7 @@ def test_init_shapes_and_dtype():
     assert p.theta.shape == (4,) and p.bias.shape == ()
     p = linear.init(jax.random.key(0), 4, 3, bias=False, dtype=jnp.float32)
     assert p.theta.shape == (4, 3) and p.bias is None and p.theta.dtype == jnp.float32
-    with pytest.raises(ValueError, match="in_features must be a positive integer"):
+    with pytest.raises(ValueError, match="in_features must be >= 1; got 0"):
         linear.init(jax.random.key(0), 0)
 
 
