@@ -25,7 +25,7 @@ SWEEPS = ("full", "quick", "tiny")
 class Settings:
     """What to run.
 
-    `dtype` "float64" or "float32"; `sweep` the sizes: "full" (the issue's sweep), "quick" (under
+    `dtype` "float64" or "float32"; `sweep` the sizes: "full" (the whole sweep), "quick" (under
     two minutes on a 2-core CPU) or "tiny" (a smoke test in seconds, timings meaningless); `peers`
     also time optional peers (PyTorch) when importable; `seed` for the data;
     `memory_limit_bytes` skips a JAX variant whose compiled temporaries would exceed it (checked
@@ -125,7 +125,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmark case: `number` is the issue's case number, `name` what `--case` selects;
+    """A benchmark case: `number` is the case's number (1-6), `name` what `--case` selects;
     `points(settings)` yields the sizes; `x_key` is the size on the plots' x-axis and `series_keys`
     the other sizes (one panel per combination)."""
 
@@ -136,7 +136,6 @@ class Case:
     points: Callable[[Settings], Iterator[Point]]
     x_key: str
     series_keys: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
 
 
 class VariantResult(NamedTuple):

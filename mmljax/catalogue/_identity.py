@@ -130,7 +130,6 @@ class IdentityReport:
     domain: str
     kind: str
     status: str
-    checker_ok: bool
     autodiff_rel: float
     finite_diff_rel: float
     taylor_order: float
@@ -323,7 +322,6 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
         domain=identity.domain,
         kind=identity.kind,
         status=status,
-        checker_ok=failed == 0 and error is None,
         autodiff_rel=ad,
         finite_diff_rel=fd,
         taylor_order=order,

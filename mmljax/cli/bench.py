@@ -23,7 +23,7 @@ Timing: compile time and the warm-up call are reported separately; every call is
 >= 5 samples is reported with min and spread; variants of one size are timed interleaved. The
 machine's matmul GFLOP/s and streaming bandwidth are measured in the same run, and compute- or
 memory-bound cases are reported as a fraction of them. JAX variants whose compiled temporaries
-exceed --memory-limit are skipped before running. The issue's targets are judged at the end.
+exceed --memory-limit are skipped before running. The performance targets are judged at the end.
 
 Exit status: 0 when every variant agreed with the hand formula, 1 when any was rejected or
 failed, 2 on a usage error. Missed performance targets do not change the exit status.
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sweep.add_argument("--tiny", action="store_true",
                        help="smoke test: tiny sizes, every variant still checked; seconds, timings meaningless")
     p.add_argument("--case", action="append", default=[], metavar="NAME",
-                   help="run only this case: name, substring, glob or issue number 1-6 (repeatable)")
+                   help="run only this case: name, substring, glob or case number 1-6 (repeatable)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--only", metavar="SIZES", default="",
                    help="run only the points with these sizes, e.g. --only N=1000000,D=100")

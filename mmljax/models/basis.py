@@ -34,7 +34,7 @@ from jaxtyping import Array, Float
 
 from .._validate import check_int, check_real, is_concrete
 from . import _checks
-from ._activations import get_activation
+from .activations import get_activation
 
 __all__ = [
     "Polynomial",

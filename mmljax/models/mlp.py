@@ -26,7 +26,7 @@ from jaxtyping import Array, Float
 
 from .._validate import check_int
 from . import _checks
-from ._activations import ACTIVATIONS, get_activation
+from .activations import ACTIVATIONS, get_activation
 
 __all__ = [
     "Layer",
