@@ -25,6 +25,7 @@ import numpy as np
 
 import equinox as eqx
 
+from ._json import json_safe
 from ._validate import (
     check_choice,
     check_int,
@@ -172,7 +173,7 @@ class CheckResult:
 
 
 def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    return json_safe(x)
 
 
 def _compare(name: str, hand: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> Witness:

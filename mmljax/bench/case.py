@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
+from .._json import json_safe
+
 __all__ = ["ROLES", "SWEEPS", "Settings", "Variant", "Point", "Case", "VariantResult", "PointResult", "CaseResult"]
 
 ROLES = ("hand", "alt", "autodiff", "mmljax", "kernel", "peer", "bound")
@@ -170,13 +172,7 @@ class VariantResult(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
         d["samples_s"] = list(self.samples_s)
-        return {k: _finite_or_none(v) for k, v in d.items()}
-
-
-def _finite_or_none(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        return json_safe(d)
 
 
 @dataclass

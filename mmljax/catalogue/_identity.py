@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._json import json_safe
 from ..checking import _minimiser_result, _program, _run_check, _Spec
 
 __all__ = ["Identity", "IdentityReport", "run_identity", "require_x64", "FAST_COMPILE"]
@@ -148,8 +149,7 @@ class IdentityReport:
         return self.status in ("pass", "known wrong")
 
     def to_dict(self) -> dict[str, Any]:
-        fin = lambda v: float(v) if v is not None and np.isfinite(v) else None
-        return {
+        return json_safe({
             "name": self.name,
             "source": self.source,
             "domain": self.domain,
@@ -157,10 +157,10 @@ class IdentityReport:
             "status": self.status,
             "passed": self.passed,
             "expect_fail": self.expect_fail,
-            "autodiff_rel": fin(self.autodiff_rel),
-            "finite_diff_rel": fin(self.finite_diff_rel),
-            "taylor_order": fin(self.taylor_order),
-            "witnesses": {k: fin(v) for k, v in self.witnesses.items()},
+            "autodiff_rel": self.autodiff_rel,
+            "finite_diff_rel": self.finite_diff_rel,
+            "taylor_order": self.taylor_order,
+            "witnesses": dict(self.witnesses),
             "shapes": [list(s) for s in self.shapes],
             "sizes": list(self.sizes),
             "checks": self.checks,
@@ -168,7 +168,7 @@ class IdentityReport:
             "seconds": self.seconds,
             "message": self.message,
             "note": self.note,
-        }
+        })
 
 
 def _to_device(a):

@@ -362,19 +362,6 @@ def _plot(fit: _Fit, path: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _finite(obj: Any) -> Any:
-    """JSON-safe: NaN/Inf become None (strict JSON has no such numbers)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def run(args: argparse.Namespace) -> int:
     import jax
 
@@ -382,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .._io import atomic_write_json
+    from .._json import json_safe
     from ..data import load_csv, load_strd
 
     if not math.isfinite(args.ridge) or args.ridge < 0:
@@ -417,6 +405,6 @@ def run(args: argparse.Namespace) -> int:
             _plot(fit, args.plot)
             console.print(f"plot written to {args.plot}", highlight=False)
     if args.json:
-        atomic_write_json(args.json, _finite({"schema": "mmljax.fit/1", **out, "versions": {
+        atomic_write_json(args.json, json_safe({"schema": "mmljax.fit/1", **out, "versions": {
             "jax": jax.__version__, "python": platform.python_version()}}))
     return status
