@@ -9,7 +9,6 @@ that measure a machine limit on the same data (e.g. one read of `Φ`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
