@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 
 import mmljax as mj
-from helpers import rel_err
 
 TOL64 = 1e-10
 

@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmljax as mj
 from mmljax import losses
-from helpers import rel_err
 
 TOL64 = 1e-10
 PLAIN = [(losses.sse, losses.sse_gradient), (losses.half_sse, losses.half_sse_gradient),

@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmljax as mj
 from mmljax.models import linear
-from helpers import rel_err
 
 TOL64 = 1e-10
 

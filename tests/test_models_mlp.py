@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import mmljax as mj
 from mmljax.models import mlp
-from helpers import rel_err
 
 TOL64 = 1e-10
 ACTS = ["tanh", "sigmoid", "relu", "softplus", "identity"]
