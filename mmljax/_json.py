@@ -20,8 +20,9 @@ def json_safe(obj: Any) -> Any:
     numbers. Other objects are returned unchanged.
     """
     if isinstance(obj, dict):
-        return {(k if isinstance(k, (str, int, float, bool)) or k is None else str(k)): json_safe(v)
-                for k, v in obj.items()}
+        return {
+            (k if isinstance(k, (str, int, float, bool)) or k is None else str(k)): json_safe(v) for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):

@@ -162,7 +162,7 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
     if len(lines) < d1:
         raise ValueError(f"{source}: the file has {len(lines)} lines but its header puts data on lines "
                          f"{d0} to {d1}: the file is truncated")
-    if not text.endswith(("\n", "\r")):
+    if len(lines) <= d1 and not text.endswith(("\n", "\r")):
         raise ValueError(f"{source}: line {len(lines)}: the file ends mid-line (no final newline): the file is "
                          f"truncated, possibly mid-number ({lines[-1].strip()[-40:]!r})")
     full_head = "\n".join(lines[: c0 - 1])

@@ -12,7 +12,9 @@ Conventions (GUIDE.md §3):
 - Hessian-vector products are forward-over-reverse and never build the Hessian.
 
 Inputs are real: complex arrays are refused with a `TypeError` (there is no conjugate convention to
-document), and so are integer, non-numeric and non-finite points. Every function here is thin over JAX, so all of them work under `jax.jit` and `jax.vmap`, in
+document), and so are integer, non-numeric and non-finite points.
+
+Every function here is thin over JAX, so all of them work under `jax.jit` and `jax.vmap`, in
 float32 and float64, on CPU and GPU.
 """
 

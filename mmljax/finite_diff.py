@@ -89,7 +89,9 @@ def _step(step, x: Array, where: str) -> Array:
     try:
         return jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
     except ValueError:
-        raise ValueError(f"{where}: step of shape {jnp.shape(step)} does not broadcast to x's shape {x.shape}") from None
+        raise ValueError(
+            f"{where}: step of shape {jnp.shape(step)} does not broadcast to x's shape {x.shape}"
+        ) from None
 
 
 def central_step(x: Array, power: float = 1 / 3) -> Array:

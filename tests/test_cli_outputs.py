@@ -30,8 +30,11 @@ def _fails(argv, capsys, fragment):
 
 @pytest.mark.parametrize("flag", ["--json", "--plot"])
 def test_fit_refuses_to_write_over_its_input(data_csv, capsys, flag):
-    out = _fails(["fit", "--csv", data_csv, "--target", "y", flag, data_csv], capsys,
-                 "is an input file of this command; refusing to overwrite it")
+    out = _fails(
+        ["fit", "--csv", data_csv, "--target", "y", flag, data_csv],
+        capsys,
+        "is an input file of this command; refusing to overwrite it",
+    )
     assert data_csv.read_text() == CSV
     assert out.out == ""  # refused before any work
 
@@ -43,17 +46,22 @@ def test_fit_refuses_the_input_under_another_name(data_csv, tmp_path, capsys):
     assert data_csv.read_text() == CSV
 
 
-@pytest.mark.parametrize("name, fragment", [("fit.xyz", "unknown image format 'xyz'; use one of"),
-                                            ("fit", "no file extension to tell the image format")])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [("fit.xyz", "unknown image format 'xyz'; use one of"), ("fit", "no file extension to tell the image format")],
+)
 def test_fit_unknown_image_format_before_any_work(data_csv, tmp_path, capsys, name, fragment):
     out = _fails(["fit", "--csv", data_csv, "--target", "y", "--plot", tmp_path / name], capsys, fragment)
     assert out.out == "" and not (tmp_path / name).exists()
 
 
-@pytest.mark.parametrize("make, fragment", [
-    (lambda tmp: tmp / "d.csv" / "out.json", "is not a directory"),
-    (lambda tmp: tmp, "is a directory; give a file name"),
-])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda tmp: tmp / "d.csv" / "out.json", "is not a directory"),
+        (lambda tmp: tmp, "is a directory; give a file name"),
+    ],
+)
 def test_fit_unwritable_place_before_any_work(data_csv, tmp_path, capsys, make, fragment):
     out = _fails(["fit", "--csv", data_csv, "--target", "y", "--json", make(tmp_path)], capsys, fragment)
     assert out.out == ""
@@ -64,8 +72,11 @@ def test_a_write_failure_is_one_line_and_exit_2(data_csv, tmp_path, capsys, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_io, "atomic_write_json", full_disk)
-    _fails(["fit", "--csv", data_csv, "--target", "y", "--json", tmp_path / "o.json"], capsys,
-           f"--json {tmp_path / 'o.json'}: cannot write it: No space left on device")
+    _fails(
+        ["fit", "--csv", data_csv, "--target", "y", "--json", tmp_path / "o.json"],
+        capsys,
+        f"--json {tmp_path / 'o.json'}: cannot write it: No space left on device",
+    )
 
 
 def test_fit_writes_json_and_a_chosen_image_format(data_csv, tmp_path, capsys):
@@ -92,8 +103,11 @@ def test_bench_only_with_an_unknown_size_name_is_a_usage_error(capsys):
 
 def test_bench_only_that_selects_nothing_exits_2(tmp_path, capsys):
     out_json = tmp_path / "b.json"
-    _fails(["bench", "--tiny", "--case", "vec-kron", "--only", "n=7", "--no-machine", "--json", out_json], capsys,
-           "--only n=7 selects no size of the chosen case(s) (vec-kron: n=3, 5)")
+    _fails(
+        ["bench", "--tiny", "--case", "vec-kron", "--only", "n=7", "--no-machine", "--json", out_json],
+        capsys,
+        "--only n=7 selects no size of the chosen case(s) (vec-kron: n=3, 5)",
+    )
     assert not out_json.exists()
 
 

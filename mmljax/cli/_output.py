@@ -84,13 +84,14 @@ def check_outputs(outputs: Iterable[tuple[str, str | None, str]], inputs: Iterab
             raise OutputError(f"{flag}: empty path")
         for src in inputs:
             if _same_file(path, src):
-                raise OutputError(f"{flag} {path}: is an input file of this command; refusing to overwrite it — "
-                                  "choose another name")
+                raise OutputError(
+                    f"{flag} {path}: is an input file of this command; refusing to overwrite it — choose another name"
+                )
         if kind == "plot":
             plot_format(path, flag)
         _writable_place(path, flag, kind == "directory")
     for i, (flag, path, _) in enumerate(given):
-        for flag2, path2, _ in given[i + 1:]:
+        for flag2, path2, _ in given[i + 1 :]:
             if _same_file(path, path2):
                 raise OutputError(f"{flag} and {flag2} name the same file {path}; give each output its own name")
 

@@ -185,8 +185,8 @@ def run(args: argparse.Namespace) -> int:
                               progress=lambda msg: status.update(f"mmljax bench: {msg}"))
     print_console(run_, console)
     if only and not any(c.points for c in run_.cases):
-        raise ValueError(f"--only {args.only} selects no size of the chosen case(s) ({_sizes_text(selected, settings)}); "
-                         "nothing was timed")
+        sizes = _sizes_text(selected, settings)
+        raise ValueError(f"--only {args.only} selects no size of the chosen case(s) ({sizes}); nothing was timed")
     if args.json:
         write_output("--json", args.json, lambda: write_json(run_, args.json))
     if args.markdown:
