@@ -316,8 +316,12 @@ def _require_numeric_tree(tree: Any, where: str, what: str) -> None:
 
 
 def _inexact(leaf: Any) -> bool:
-    """The differentiated leaves of a pytree point: inexact arrays and Python floats."""
-    return eqx.is_inexact_array(leaf) or (isinstance(leaf, float) and not isinstance(leaf, bool))
+    """The differentiated leaves of a pytree point: inexact (JAX or numpy) arrays, as `eqx.is_inexact_array`.
+
+    Python floats, ints, strings and functions are static, like every non-array field of an
+    `equinox.Module`.
+    """
+    return eqx.is_inexact_array(leaf)
 
 
 def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckResult:
