@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import mmljax as mj
-from mmljax import cli, data, finite_diff, kernels, losses
+from mmljax import catalogue, cli, data, finite_diff, kernels, losses
 from mmljax.catalogue import Identity, run_identity
 from mmljax.models import basis, linear, mlp
 
@@ -595,6 +595,13 @@ ROWS = [
     ),
 ]
 
+ROWS += [
+    Row("catalogue.run seed", lambda t: catalogue.run([], seed=-1), ValueError, "run: seed must be >= 0; got -1"),
+    Row("catalogue.run sizes", lambda t: catalogue.run([], sizes=(2, 0)), ValueError, "run: sizes must be >= 1; got 0"),
+    Row("catalogue.run draws", lambda t: catalogue.run([], draws=True), TypeError, "run: draws must be an integer"),
+    Row("catalogue.run workers", lambda t: catalogue.run([], workers=0), ValueError, "run: workers must be >= 1"),
+]
+
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_bad_input_raises_a_clear_error(row, tmp_path):
@@ -634,6 +641,7 @@ CLI_ROWS = [
     ("fit plot format", ["fit", "--dataset", "Norris", "--plot", "x.unknownfmt"], "unknown image format 'unknownfmt'"),
     ("fit json is a dir", ["fit", "--dataset", "Norris", "--json", "."], "--json .: is a directory"),
     ("check draws", ["check", "--draws", "0"], "--draws must be at least 1; got 0"),
+    ("check seed", ["check", "--seed", "-1"], "--seed must be >= 0; got -1"),
     ("check no match", ["check", "-k", "no-such-entry-anywhere"], "no catalogue entry matches"),
     ("bench samples", ["bench", "--tiny", "--samples", "2"], "--samples must be at least 5"),
     ("bench only syntax", ["bench", "--tiny", "--only", "N"], "--only expects NAME=INTEGER pairs"),

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._json import json_safe
+from .._validate import check_int
 from ..checking import _minimiser_result, _program, _run_check, _Spec
 
 __all__ = ["Identity", "IdentityReport", "run_identity", "require_x64", "FAST_COMPILE"]
@@ -238,6 +239,18 @@ def _draw(identity: Identity, rng: np.random.Generator, size: int):
     return _to_device(x), tuple(_to_device(a) for a in args)
 
 
+def _check_sizes(sizes: Any, where: str) -> None:
+    """`sizes` is "small", "medium" or a non-empty tuple of positive ints."""
+    if isinstance(sizes, str):
+        if sizes not in ("small", "medium"):
+            raise ValueError(f"{where}: sizes must be 'small', 'medium' or a tuple of ints; got {sizes!r}")
+        return
+    if not isinstance(sizes, (tuple, list)) or not sizes:
+        raise TypeError(f"{where}: sizes must be 'small', 'medium' or a non-empty tuple of ints; got {sizes!r}")
+    for s in sizes:
+        check_int(s, where, "sizes", minimum=1)
+
+
 def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", seed: int = 0, draws: int = 2) -> IdentityReport:
     """Check one identity at each of its sizes, `draws` random inputs each, in float64.
 
@@ -248,10 +261,11 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
     own code (status "error", with the exception in the message).
     """
     require_x64("run_identity")
-    if isinstance(sizes, str) and sizes not in ("small", "medium"):
-        raise ValueError(f"run_identity: sizes must be 'small', 'medium' or a tuple of ints; got {sizes!r}")
-    if draws < 1:
+    _check_sizes(sizes, "run_identity")
+    seed = check_int(seed, "run_identity", "seed", minimum=0)
+    if isinstance(draws, (int, np.integer)) and not isinstance(draws, bool) and draws < 1:
         raise ValueError(f"run_identity: draws must be at least 1; got {draws}")
+    draws = check_int(draws, "run_identity", "draws", minimum=1)
     size_list = identity.sizes if sizes == "small" else identity.medium_sizes if sizes == "medium" else tuple(sizes)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)

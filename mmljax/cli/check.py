@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.draws < 1:
         raise ValueError(f"--draws must be at least 1; got {args.draws}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1; got {args.workers}")
     check_outputs([("--json", args.json, "file")], inputs=args.load)
