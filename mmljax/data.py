@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validate import check_bool
+from ._validate import check_bool, check_int, check_real
 
 STRD_NAMES = ("Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
               "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5")
@@ -443,8 +443,7 @@ class SyntheticDataset(Dataset):
 
 def _synthetic(x: np.ndarray, truth: Callable, noise: float, seed: int, source: str,
                coefficients: Any = None) -> SyntheticDataset:
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"{source}: noise must be a finite standard deviation >= 0; got {noise}")
+    noise = check_real(noise, source, "noise", minimum=0.0)
     rng = np.random.default_rng(seed)
     y = truth(x) + noise * rng.standard_normal(x.shape[0])
     return SyntheticDataset(X=x[:, None], y=y, feature_names=("x",), target_name="y", source=source,
@@ -453,9 +452,11 @@ def _synthetic(x: np.ndarray, truth: Callable, noise: float, seed: int, source: 
 
 
 def _xs(n: int, x_range: tuple[float, float], seed: int, where: str) -> np.ndarray:
-    if int(n) < 1:
-        raise ValueError(f"{where}: n must be >= 1; got {n}")
-    lo, hi = map(float, x_range)
+    n = check_int(n, where, "n", minimum=1)
+    check_int(seed, where, "seed", minimum=0)
+    if isinstance(x_range, (str, bytes)) or not hasattr(x_range, "__len__") or len(x_range) != 2:
+        raise TypeError(f"{where}: x_range must be a pair (low, high); got {x_range!r}")
+    lo, hi = (check_real(v, where, "x_range", allow_inf=False) for v in x_range)
     if not hi > lo:
         raise ValueError(f"{where}: x_range must be (low, high) with low < high; got {x_range}")
     return np.sort(np.random.default_rng([seed, 1]).uniform(lo, hi, int(n)))
@@ -465,13 +466,21 @@ def synthetic_line(n: int = 20, slope: float = 2.0, *, noise: float = 0.1, x_ran
                    seed: int = 0) -> SyntheticDataset:
     """Lecture 1.2's problem: `y = a x + noise` (a line through the origin), `a = slope`."""
     x = _xs(n, x_range, seed, "synthetic_line")
+    slope = check_real(slope, "synthetic_line", "slope")
     return _synthetic(x, lambda x: slope * np.asarray(x), noise, seed, "synthetic_line", [slope])
 
 
 def synthetic_polynomial(n: int = 30, coefficients=(1.0, -2.0, 0.5, 1.0), *, noise: float = 0.1,
                          x_range=(-1.0, 1.0), seed: int = 0) -> SyntheticDataset:
     """Lecture 1.3's problem: `y = θ0 + θ1 x + θ2 x² + θ3 x³ + noise` (coefficients in increasing order)."""
-    coef = np.asarray(coefficients, dtype=np.float64)
+    if np.iscomplexobj(coefficients):
+        raise TypeError("synthetic_polynomial: coefficients must be real numbers; got complex")
+    try:
+        coef = np.asarray(coefficients, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"synthetic_polynomial: coefficients must be real numbers; got {coefficients!r}") from None
+    if not np.all(np.isfinite(coef)):
+        raise ValueError(f"synthetic_polynomial: coefficients must be finite; got {coefficients!r}")
     if coef.ndim != 1 or coef.size == 0:
         raise ValueError(f"synthetic_polynomial: coefficients must be a non-empty 1-D sequence; got shape {coef.shape}")
     x = _xs(n, x_range, seed, "synthetic_polynomial")

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._validate import check_int
+
 __all__ = ["vec", "unvec", "commutation_matrix", "ravel_vec"]
 
 
@@ -34,7 +36,9 @@ def vec(X: Array) -> Float[Array, " n"]:
 def unvec(v: Float[Array, " n"], shape: tuple[int, ...]) -> Array:
     """Inverse of `vec`: reshape a vector of length `prod(shape)` column-major into `shape`."""
     v = jnp.asarray(v)
-    shape = tuple(int(s) for s in shape)
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(check_int(s, "unvec", "shape", minimum=0) for s in shape)
     if v.ndim != 1 or v.size != math.prod(shape):
         raise ValueError(
             f"unvec: v must be 1-D with {math.prod(shape)} elements to fill shape {shape}; "
@@ -48,6 +52,8 @@ def commutation_matrix(m: int, n: int, dtype=None) -> Float[Array, "mn mn"]:
 
     **Returns:** an `(m·n, m·n)` permutation matrix.
     """
+    m = check_int(m, "commutation_matrix", "m", minimum=1)
+    n = check_int(n, "commutation_matrix", "n", minimum=1)
     idx = np.arange(m * n).reshape((m, n), order="F")  # idx[i, j] = position of X[i, j] in vec(X)
     perm = idx.ravel(order="C")  # = vec(idx.T): position in vec(X) of each entry of vec(Xᵀ)
     dtype = dtype or jnp.result_type(float)

@@ -596,6 +596,57 @@ ROWS = [
 ]
 
 ROWS += [
+    Row(
+        "chain names a string",
+        lambda t: mj.chain(jnp.ones(2), names="ab"),
+        TypeError,
+        "chain: names must be a sequence of strings",
+    ),
+    Row("chain complex stage", lambda t: mj.chain(jnp.eye(2) * 1j), TypeError, "chain: stage 1 is complex"),
+    Row(
+        "chain stages do not fit",
+        lambda t: mj.chain(jnp.ones((2, 3)), jnp.ones((2, 2))),
+        ValueError,
+        "chain: stage 1 · stage 2 do not compose: (2×3) · (2×2): 3 != 2",
+    ),
+    Row(
+        "commutation_matrix bool",
+        lambda t: mj.commutation_matrix(True, 2),
+        TypeError,
+        "commutation_matrix: m must be an integer; got True",
+    ),
+    Row("unvec shape float", lambda t: mj.unvec(jnp.ones(6), (2, 3.5)), TypeError, "unvec: shape must be an integer"),
+    Row(
+        "synthetic n float",
+        lambda t: data.synthetic_line(n=2.7),
+        TypeError,
+        "synthetic_line: n must be an integer; got 2.7",
+    ),
+    Row("synthetic n bool", lambda t: data.synthetic_sine(n=True), TypeError, "synthetic_sine: n must be an integer"),
+    Row(
+        "synthetic noise nan",
+        lambda t: data.synthetic_line(noise=float("nan")),
+        ValueError,
+        "synthetic_line: noise must be a finite number; got nan",
+    ),
+    Row(
+        "synthetic x_range",
+        lambda t: data.synthetic_sine(x_range=(0.0, float("inf"))),
+        ValueError,
+        "synthetic_sine: x_range must be a finite number; got inf",
+    ),
+    Row(
+        "synthetic seed",
+        lambda t: data.synthetic_polynomial(seed=-2),
+        ValueError,
+        "synthetic_polynomial: seed must be >= 0; got -2",
+    ),
+    Row(
+        "synthetic complex coefficients",
+        lambda t: data.synthetic_polynomial(coefficients=[1, 2j]),
+        TypeError,
+        "synthetic_polynomial: coefficients must be real numbers",
+    ),
     Row("catalogue.run seed", lambda t: catalogue.run([], seed=-1), ValueError, "run: seed must be >= 0; got -1"),
     Row("catalogue.run sizes", lambda t: catalogue.run([], sizes=(2, 0)), ValueError, "run: sizes must be >= 1; got 0"),
     Row("catalogue.run draws", lambda t: catalogue.run([], draws=True), TypeError, "run: draws must be an integer"),
