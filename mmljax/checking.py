@@ -142,6 +142,10 @@ class CheckResult:
     def __str__(self) -> str:
         return self.message
 
+    def summary(self) -> str:
+        """The report: the verdict, then one line per witness (its error, the worst element)."""
+        return self.message
+
     def raise_if_failed(self) -> "CheckResult":
         if not self.ok:
             raise CheckFailed(self.message)
