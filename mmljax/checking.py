@@ -19,11 +19,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import equinox as eqx
 
 from ._json import json_safe
 from ._validate import (
@@ -511,6 +510,8 @@ def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, s
     reject_complex(x, f"check_derivative[{name}]", "x")
     require_float_tree(x, f"check_derivative[{name}]")
     x = jnp.asarray(x)
+    if x.size == 0:
+        raise ValueError(f"check_derivative[{name}]: x is empty (shape {x.shape}); there is no derivative to check")
     dtype = x.dtype
     if jnp.finfo(dtype).bits < 64:
         warnings.warn(

@@ -262,6 +262,10 @@ def taylor_test(
     v = jnp.asarray(v, x.dtype)
     if v.shape != x.shape:
         raise ValueError(f"taylor_test: v must have the shape of x {x.shape}; got {v.shape}")
+    out = jax.eval_shape(f, x)
+    if jnp.shape(jv) != tuple(getattr(out, "shape", ())):
+        raise ValueError(f"taylor_test: jv must have the shape of f(x), {tuple(getattr(out, 'shape', ()))} (it is "
+                         f"J(x) v); got {jnp.shape(jv)}")
     steps = taylor_steps(x, v, n_steps)
     fh = _map(lambda h: f(x + h * v), steps)
     return taylor_verdict(steps, f(x), fh, jv, float(jnp.finfo(x.dtype).eps), min_order)

@@ -21,6 +21,15 @@ from ._validate import check_int
 __all__ = ["vec", "unvec", "commutation_matrix", "ravel_vec"]
 
 
+def _as_array(a: Any, where: str, what: str) -> Array:
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{where}: {what} must be a numeric array; got {a!r}")
+    try:
+        return jnp.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {what} must be a numeric array; got {type(a).__name__} ({e})") from None
+
+
 def vec(X: Array) -> Float[Array, " n"]:
     """Column-major vectorisation.
 
@@ -29,8 +38,7 @@ def vec(X: Array) -> Float[Array, " n"]:
     **Returns:** a 1-D array of length `X.size`; for 2-D `X` this is `X.T.ravel()`
     (the columns of `X` stacked), for N-D `X` it is `ravel(X, order="F")`.
     """
-    X = jnp.asarray(X)
-    return jnp.ravel(X, order="F")
+    return jnp.ravel(_as_array(X, "vec", "X"), order="F")
 
 
 def unvec(v: Float[Array, " n"], shape: tuple[int, ...]) -> Array:
@@ -70,7 +78,7 @@ def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
     `unravel(flat)` the inverse, giving each leaf back its own dtype.
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    leaves = [_as_array(leaf, "ravel_vec", "a leaf of the tree") for leaf in leaves]
     shapes = [leaf.shape for leaf in leaves]
     dtypes = [leaf.dtype for leaf in leaves]
     sizes = [leaf.size for leaf in leaves]

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import is_concrete
+from ._validate import is_concrete, reject_complex
 
 __all__ = [
     "sse",
@@ -53,6 +53,9 @@ class RidgeGradient(NamedTuple):
 
 
 def _pair(pred: Any, y: Any, where: str) -> tuple[Array, Array]:
+    for name, a in (("pred", pred), ("y", y)):
+        if a is None or isinstance(a, (str, bytes)):
+            raise TypeError(f"{where}: {name} must be a floating array; got {a!r} ({type(a).__name__})")
     pred, y = jnp.asarray(pred), jnp.asarray(y)
     if pred.shape != y.shape:
         hint = ""
@@ -130,6 +133,7 @@ def l2_penalty(params: Any) -> Float[Array, ""]:
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ValueError("l2_penalty: params has no arrays to penalise")
+    reject_complex(params, "l2_penalty", "params")
     return sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
 
 

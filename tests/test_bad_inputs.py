@@ -597,6 +597,44 @@ ROWS = [
 
 ROWS += [
     Row(
+        "linear.apply x None",
+        lambda t: linear.apply(linear.init(KEY, 3), None),
+        TypeError,
+        "linear.apply: x must be a floating array; got None",
+    ),
+    Row(
+        "basis.design_matrix x str",
+        lambda t: basis.design_matrix(basis.polynomial(2, "increasing"), "abc"),
+        TypeError,
+        "basis.design_matrix: x must be a floating array; got 'abc'",
+    ),
+    Row(
+        "mlp.apply complex x",
+        lambda t: mlp.apply(mlp.init(KEY, [2, 1]), jnp.ones((3, 2)) * 1j),
+        TypeError,
+        "mlp.apply: x must be a floating array (float32 or float64); got dtype complex128",
+    ),
+    Row("sse pred str", lambda t: losses.sse("a", X3), TypeError, "sse: pred must be a floating array; got 'a'"),
+    Row(
+        "l2_penalty complex",
+        lambda t: losses.l2_penalty({"a": X3 * 1j}),
+        TypeError,
+        "l2_penalty: params['a'] is complex",
+    ),
+    Row(
+        "ravel_vec str leaf",
+        lambda t: mj.ravel_vec({"a": "s"}),
+        TypeError,
+        "ravel_vec: a leaf of the tree must be a numeric array; got 's'",
+    ),
+    Row(
+        "taylor_test jv shape",
+        lambda t: finite_diff.taylor_test(jnp.sin, X3, X3, jnp.ones(4)),
+        ValueError,
+        "taylor_test: jv must have the shape of f(x), (3,)",
+    ),
+    Row("check x empty", lambda t: check(x=jnp.ones(0)), ValueError, "x is empty (shape (0,))"),
+    Row(
         "chain names a string",
         lambda t: mj.chain(jnp.ones(2), names="ab"),
         TypeError,
