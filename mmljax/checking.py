@@ -285,7 +285,7 @@ def check_derivative(
     if not _is_array(x):
         return _check_tree(f, hand_fn, x, spec, name, directions, seed)
     program = _program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), spec.order)
-    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=3)
+    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=2)
 
 
 def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> "_Spec":
@@ -417,7 +417,7 @@ def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckRe
     H = lambda v: to_flat(hand_fn(point(v)))  # noqa: E731
     program = _program(lambda z, *a: F(z), lambda z, *a: H(z), spec.order)
     internal = spec if spec.layout == "vec" else spec._replace(layout="tensor")
-    result = _run_check(program, F, lambda z: H(z), flat, (), internal, name, directions, seed, stacklevel=4)
+    result = _run_check(program, F, lambda z: H(z), flat, (), internal, name, directions, seed, stacklevel=3)
     result.layout = spec.layout
     if not result.witnesses:
         return result
