@@ -252,7 +252,8 @@ def check_derivative(
       (what `jax.jacrev` returns; for scalar `f` the gradient shaped like `x`; `None` at static
       leaves, as `eqx.filter_grad` gives); the hand Hessian is nested (`H[i][j]` of shape
       `shape_i + shape_j`, what `jax.hessian` returns) or, with `layout="vec"`, the `(P, P)` matrix
-      in `ravel_vec` order. Reports name the leaf (`x['w'][1, 0]`).
+      in `ravel_vec` order. Reports name the leaf (`x['w'][1, 0]`). Leaves of mixed precision are
+      checked in the widest one.
     - `order`: 1 (Jacobian/gradient) or 2 (Hessian of a scalar `f`).
     - `rtol`, `atol`: tolerance against autodiff (defaults from `default_tolerances`);
       `fd_rtol` against finite differences. Each a finite number `>= 0`.
@@ -344,6 +345,9 @@ def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckRe
     params = jax.tree_util.tree_map(jnp.asarray, params)
     reject_complex(params, where, "x")
     require_float_tree(params, where, "x")
+    # Mixed precisions are checked in the widest one (the check is of the formula, not of rounding).
+    common = jnp.result_type(*jax.tree_util.tree_leaves(params))
+    params = jax.tree_util.tree_map(lambda a: a.astype(common), params)
     names = leaf_names(params)
     shapes = [tuple(jnp.shape(leaf)) for leaf in leaves]
     sizes = [math.prod(s) for s in shapes]

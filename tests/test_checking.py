@@ -340,3 +340,12 @@ def test_equinox_mlp_parameters():
 
     bad = mj.check_derivative(loss, wrong, model)
     assert not bad.ok and bad.witnesses["jacrev"].location.startswith("x.layers[1].weight[")
+
+
+def test_pytree_of_mixed_precision_is_checked_in_the_widest():
+    q = {"a": jnp.full(2, 0.5, jnp.float32), "b": jnp.full(2, 0.3)}
+    f = lambda q: jnp.sum(q["a"] ** 2) + jnp.sum(q["b"] ** 3)  # noqa: E731
+    r = mj.check_derivative(f, lambda q: {"a": 2 * q["a"], "b": 3 * q["b"] ** 2}, q)
+    assert r.ok and r.dtype == "float64", r.message
+    r = mj.check_derivative(f, lambda q: {"a": 2 * q["a"], "b": 2 * q["b"] ** 2}, q, directions=2)
+    assert not r.ok and r.mode == "directions"
