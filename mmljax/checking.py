@@ -346,7 +346,7 @@ def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckRe
     reject_complex(params, where, "x")
     require_float_tree(params, where, "x")
     # Mixed precisions are checked in the widest one (the check is of the formula, not of rounding).
-    common = jnp.result_type(*jax.tree_util.tree_leaves(params))
+    common = np.result_type(*[leaf.dtype for leaf in jax.tree_util.tree_leaves(params)])
     params = jax.tree_util.tree_map(lambda a: a.astype(common), params)
     names = leaf_names(params)
     shapes = [tuple(jnp.shape(leaf)) for leaf in leaves]
