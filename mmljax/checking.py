@@ -308,6 +308,8 @@ def _is_array(x: Any) -> bool:
 
 
 def _require_numeric_tree(tree: Any, where: str, what: str) -> None:
+    """Every leaf of `tree` is numeric (no strings or objects); `what` is "hand" or "x"."""
+    kind = "an array (or a callable giving one)" if what == "hand" else "a floating-point array"
     leaves = jax.tree_util.tree_leaves(tree)
     for leaf in leaves:
         try:
@@ -315,8 +317,7 @@ def _require_numeric_tree(tree: Any, where: str, what: str) -> None:
         except Exception:
             dtype = np.dtype(object)
         if not (np.issubdtype(dtype, np.number) or dtype == bool):
-            raise TypeError(f"{where}: {what} must be an array (or a callable giving one); got a leaf "
-                            f"{leaf!r} ({type(leaf).__name__})")
+            raise TypeError(f"{where}: {what} must be {kind}; got a leaf {leaf!r} ({type(leaf).__name__})")
 
 
 def _inexact(leaf: Any) -> bool:
