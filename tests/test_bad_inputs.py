@@ -597,6 +597,24 @@ ROWS = [
 
 ROWS += [
     Row(
+        "bench Settings seed",
+        lambda t: __import__("mmljax.bench.case").bench.case.Settings(seed=-1),
+        ValueError,
+        "Settings: seed must be >= 0; got -1",
+    ),
+    Row(
+        "bench Settings only",
+        lambda t: __import__("mmljax.bench.case").bench.case.Settings(only=(("N", 0),)),
+        ValueError,
+        "Settings: only['N'] must be >= 1; got 0",
+    ),
+    Row(
+        "bench TimingConfig nan",
+        lambda t: __import__("mmljax.bench.timing").bench.timing.TimingConfig(min_sample_s=float("nan")),
+        ValueError,
+        "TimingConfig: min_sample_s must be a finite number; got nan",
+    ),
+    Row(
         "linear.apply x None",
         lambda t: linear.apply(linear.init(KEY, 3), None),
         TypeError,
@@ -736,6 +754,8 @@ CLI_ROWS = [
     ("bench only syntax", ["bench", "--tiny", "--only", "N"], "--only expects NAME=INTEGER pairs"),
     ("bench only unknown size", ["bench", "--tiny", "--only", "Q=7"], "no selected case has a size called 'Q'"),
     ("bench case", ["bench", "--case", "nope"], "--case 'nope' matches no benchmark case"),
+    ("bench seed", ["bench", "--tiny", "--seed", "-1"], "--seed must be >= 0; got -1"),
+    ("bench min sample nan", ["bench", "--tiny", "--min-sample-s", "nan"], "--min-sample-s must be positive; got nan"),
 ]
 
 

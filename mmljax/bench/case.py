@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .._json import json_safe
+from .._validate import check_bool, check_int, check_real
 
 __all__ = ["ROLES", "SWEEPS", "Settings", "Variant", "Point", "Case", "VariantResult", "PointResult", "CaseResult"]
 
@@ -48,6 +49,16 @@ class Settings:
             raise ValueError(f"Settings: dtype must be 'float32' or 'float64'; got {self.dtype!r}")
         if self.sweep not in SWEEPS:
             raise ValueError(f"Settings: sweep must be one of {SWEEPS}; got {self.sweep!r}")
+        check_bool(self.peers, "Settings", "peers")
+        check_int(self.seed, "Settings", "seed", minimum=0)
+        check_real(self.memory_limit_bytes, "Settings", "memory_limit_bytes", minimum=0.0, strict=True)
+        check_real(self.max_variant_s, "Settings", "max_variant_s", minimum=0.0, strict=True)
+        if not isinstance(self.only, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.only
+        ):
+            raise TypeError(f"Settings: only must be a tuple of (name, size) pairs; got {self.only!r}")
+        for name, value in self.only:
+            check_int(value, "Settings", f"only[{name!r}]", minimum=1)
 
     @property
     def quick(self) -> bool:

@@ -157,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
         for c in selected:
             console.print(f"{c.number}  {c.name:18s} {c.title}", highlight=False)
         return 0
-    if args.min_sample_s <= 0:
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
+    if not args.min_sample_s > 0:
         raise ValueError(f"--min-sample-s must be positive; got {args.min_sample_s}")
     if args.samples < 5:
         raise ValueError(f"--samples must be at least 5 (a median and a spread need them); got {args.samples}")
