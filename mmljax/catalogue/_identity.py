@@ -30,7 +30,7 @@ import numpy as np
 
 from .._json import json_safe
 from .._validate import check_int
-from ..checking import _minimiser_result, _program, _run_check, _Spec
+from ..checking import _is_array, _minimiser_result, _program, _run_check, _Spec, check_derivative
 
 __all__ = ["Identity", "IdentityReport", "run_identity", "require_x64", "FAST_COMPILE"]
 
@@ -59,7 +59,8 @@ class Identity:
     - `minimiser(*args)`: a hand-derived closed-form minimiser of the scalar `f(·, *args)`
       (checked by `check_minimiser`: vanishing gradient, positive-definite Hessian).
     - `sample(rng, size) -> (x, args)`: draws a valid input of the given size from the numpy
-      `Generator` `rng` (float64 arrays; explicit domains:
+      `Generator` `rng` (float64 arrays, or for `x` any pytree of them, e.g. a dict of parameters,
+      whose hand derivative has the same structure, as in `check_derivative`; explicit domains:
       positive for `log`, SPD for `log det`, well-conditioned for inverses). `args` is a tuple.
     - `sizes`, `medium_sizes`: sizes tried by `--sizes small` / `--sizes medium`. Each new input
       shape compiles a new witness program; a row whose input shape does not depend on the size
@@ -292,9 +293,16 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
                     worst["newton_step"] = max(worst["newton_step"], r.relative_step)
                     worst["min_eigenvalue"] = min(worst["min_eigenvalue"], r.min_eigenvalue)
                 else:
-                    r = _run_check(program, f, identity.derivative, x, args, spec, identity.name,
-                                   None, int(rng.integers(2**31)))
-                    shape = tuple(np.shape(x))
+                    seed_d = int(rng.integers(2**31))
+                    if _is_array(x):
+                        r = _run_check(program, f, identity.derivative, x, args, spec, identity.name, None, seed_d)
+                        shape = tuple(np.shape(x))
+                    else:  # a pytree point: the checker flattens it (one compilation per draw)
+                        r = check_derivative(
+                            lambda z, a=args: f(z, *a), lambda z, a=args: identity.derivative(z, *a), x,
+                            order=identity.order, layout=identity.layout, rtol=identity.rtol, atol=identity.atol,
+                            fd_rtol=identity.fd_rtol, name=identity.name, seed=seed_d)
+                        shape = (sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(x)),)
                     for k, w in r.witnesses.items():
                         if k == "taylor":
                             if np.isfinite(w.max_rel):
