@@ -25,17 +25,51 @@ def is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def leaf_names(tree: Any, what: str = "x") -> list[str]:
+    """Readable names of the leaves of `tree` in flattening order: `x` for a bare array, else
+    `x['w']`, `x.layers[0].weight`, `x[1]` (key paths)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [what + jax.tree_util.keystr(path) for path, _ in flat]
+
+
+def _dtype_of(leaf: Any) -> np.dtype | None:
+    """The dtype of an array-like leaf, or None when it is not numeric (strings, objects)."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(leaf).dtype
+        except Exception:
+            return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:  # extended dtypes (PRNG keys) are not numbers
+        return None
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        return None
+    return dtype
+
+
 def require_float_tree(tree: Any, where: str, what: str = "x") -> None:
-    """Every leaf must be a floating (or complex) array without NaN/Inf."""
+    """Every leaf must be a real floating array without NaN/Inf.
+
+    Non-numeric leaves (strings, None-only trees, objects) and complex leaves are refused with a
+    `TypeError`; integer leaves with a `TypeError` suggesting `astype(float)`; NaN/Inf with a
+    `ValueError` giving their indices. Leaves are named by key path (`x['w']`).
+    """
     leaves = jax.tree_util.tree_leaves(tree)
     if not leaves:
-        raise ValueError(f"{where}: {what} is empty (no arrays to differentiate)")
-    for i, leaf in enumerate(leaves):
-        name = what if len(leaves) == 1 else f"{what} (leaf {i})"
-        dtype = jnp.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype
-        if not jnp.issubdtype(dtype, jnp.inexact):
+        raise ValueError(f"{where}: {what} is empty (no arrays to differentiate); got {tree!r}")
+    names = leaf_names(tree, what) if not (len(leaves) == 1 and leaves[0] is tree) else [what]
+    for name, leaf in zip(names, leaves):
+        dtype = _dtype_of(leaf)
+        if dtype is None:
+            raise TypeError(f"{where}: {name} must be a floating-point array; got {leaf!r} ({type(leaf).__name__})")
+        if np.issubdtype(dtype, np.complexfloating):
+            raise TypeError(f"{where}: {name} is complex ({dtype.name}); mmljax works with real floating arrays "
+                            f"only (no conjugate convention) — split real and imaginary parts into separate parameters")
+        if not np.issubdtype(dtype, np.floating):
             raise TypeError(
-                f"{where}: {name} has dtype {np.dtype(dtype).name}; derivatives need floating "
+                f"{where}: {name} has dtype {dtype.name}; derivatives need floating "
                 f"inputs — pass {what}.astype(float) (or jnp.asarray({what}, jnp.float64))"
             )
         if is_concrete(leaf):
@@ -131,11 +165,10 @@ def check_bool(value: Any, where: str, name: str) -> bool:
 
 def reject_complex(tree: Any, where: str, what: str = "x") -> None:
     """Refuse complex leaves: mmljax's derivatives and solvers are real-valued (no conjugate convention)."""
-    for i, leaf in enumerate(jax.tree_util.tree_leaves(tree)):
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            dtype = np.result_type(leaf)
-        if jnp.issubdtype(dtype, jnp.complexfloating):
-            name = what if i == 0 else f"{what} (leaf {i})"
+    leaves = jax.tree_util.tree_leaves(tree)
+    names = leaf_names(tree, what) if not (len(leaves) == 1 and leaves[0] is tree) else [what]
+    for name, leaf in zip(names, leaves):
+        dtype = _dtype_of(leaf)
+        if dtype is not None and np.issubdtype(dtype, np.complexfloating):
             raise TypeError(f"{where}: {name} is complex ({np.dtype(dtype).name}); mmljax works with real "
                             f"floating arrays only — split real and imaginary parts into separate parameters")

@@ -16,6 +16,8 @@ from typing import Sequence
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._validate import reject_complex
+
 __all__ = ["chain"]
 
 
@@ -45,12 +47,18 @@ def chain(*jacobians: Array, names: Sequence[str] | None = None) -> Float[Array,
     m = len(jacobians)
     if names is None:
         names = [f"stage {i + 1}" for i in range(m)]
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"chain: names must be a sequence of strings, one per Jacobian; got {names!r}")
     names = list(names)
     if len(names) != m:
         raise ValueError(f"chain: got {m} Jacobians but {len(names)} names")
     mats, row, col = [], False, False
     for i, (J, name) in enumerate(zip(jacobians, names)):
-        J = jnp.asarray(J)
+        reject_complex(J, "chain", name)
+        try:
+            J = jnp.asarray(J)
+        except TypeError:
+            raise TypeError(f"chain: {name} must be a numeric array; got {type(J).__name__}") from None
         if J.ndim == 1 and i == 0 and m > 1:
             J, row = J[None, :], True
         elif J.ndim == 1 and i == m - 1 and m > 1:

@@ -13,6 +13,7 @@ Errors are normwise: for a witness `R` and the hand value `D`,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -24,9 +25,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._json import json_safe
 from ._minimum import KINDS, check_tolerances, dense_test
 from ._problem import FlatProblem, check_args, check_loss_call, check_params, param_size_dtype
-from ._validate import require_callable, require_float_tree
+from ._validate import (
+    check_choice,
+    check_int,
+    check_real,
+    leaf_names,
+    reject_complex,
+    require_callable,
+    require_float_tree,
+)
 from .finite_diff import _map, fd_directional, fd_hessian, fd_jacobian, taylor_steps, taylor_verdict
 from .layout import ravel_vec
 
@@ -80,6 +90,7 @@ class Witness:
     hand_value: float | None = None
     witness_value: float | None = None
     note: str = ""
+    location: str = ""
 
     def describe(self) -> str:
         if self.name == "taylor":
@@ -87,7 +98,8 @@ class Witness:
             return f"Taylor remainder order {order} (needs >= {self.tol:g}){' ' + self.note if self.note else ''}"
         where = ""
         if self.worst_index is not None:
-            where = f" at index {self.worst_index} (hand {self.hand_value:.6g}, {self.name} {self.witness_value:.6g})"
+            at = self.location or f"index {self.worst_index}"
+            where = f" at {at} (hand {self.hand_value:.6g}, {self.name} {self.witness_value:.6g})"
         return (
             f"vs {self.name}: max abs err {self.max_abs:.3g}, rel err {self.max_rel:.3g} "
             f"(tol {self.tol:.1g}){where}{' ' + self.note if self.note else ''}"
@@ -132,6 +144,10 @@ class CheckResult:
     def __str__(self) -> str:
         return self.message
 
+    def summary(self) -> str:
+        """The report: the verdict, then one line per witness (its error, the worst element)."""
+        return self.message
+
     def raise_if_failed(self) -> "CheckResult":
         if not self.ok:
             raise CheckFailed(self.message)
@@ -154,6 +170,7 @@ class CheckResult:
                     "max_rel": _finite_or_none(w.max_rel),
                     "tol": w.tol,
                     "worst_index": None if w.worst_index is None else list(w.worst_index),
+                    "location": w.location or None,
                 }
                 for k, w in self.witnesses.items()
             },
@@ -162,7 +179,7 @@ class CheckResult:
 
 
 def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    return json_safe(x)
 
 
 def _compare(name: str, hand: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> Witness:
@@ -225,30 +242,237 @@ def check_derivative(
 
     **Arguments:**
 
-    - `f`: function of one array `x` (close over constants).
-    - `hand`: the hand-derived derivative at `x` — an array, or a callable `hand(x)` giving it. For
-      `order=1` a Jacobian of shape `out_shape + in_shape` (numerator layout; for scalar `f` the
-      gradient, shaped like `x`); with `layout="vec"` the `(out.size, in.size)` matrix in
-      column-major vec order. For `order=2` (scalar `f`) the Hessian, `in_shape + in_shape` or
-      `(n, n)` with `layout="vec"`.
-    - `x`: a floating array (float64 recommended; float32 gets loose tolerances and a warning).
+    - `f`: function of one argument `x` (close over constants) returning an array.
+    - `hand`: the hand-derived derivative at `x` — an array (a pytree for a pytree `x`), or a
+      callable `hand(x)` giving it. For `order=1` a Jacobian of shape `out_shape + in_shape`
+      (numerator layout; for scalar `f` the gradient, shaped like `x`); with `layout="vec"` the
+      `(out.size, in.size)` matrix in column-major vec order. For `order=2` (scalar `f`) the
+      Hessian, `in_shape + in_shape` or `(n, n)` with `layout="vec"`.
+    - `x`: a floating array (float64 recommended; float32 gets loose tolerances and a warning), or
+      any pytree of them — a dict, a NamedTuple, an `equinox.Module` (only its inexact-array leaves
+      are differentiated, the rest is static: `eqx.partition(x, eqx.is_inexact_array)`). For a
+      pytree `x` the hand Jacobian has the structure of `x` with leaves `out_shape + leaf.shape`
+      (what `jax.jacrev` returns; for scalar `f` the gradient shaped like `x`; `None` at static
+      leaves, as `eqx.filter_grad` gives); the hand Hessian is nested (`H[i][j]` of shape
+      `shape_i + shape_j`, what `jax.hessian` returns) or, with `layout="vec"`, the `(P, P)` matrix
+      in `ravel_vec` order. Reports name the leaf (`x['w'][1, 0]`). Leaves of mixed precision are
+      checked in the widest one.
+    - `order`: 1 (Jacobian/gradient) or 2 (Hessian of a scalar `f`).
     - `rtol`, `atol`: tolerance against autodiff (defaults from `default_tolerances`);
-      `fd_rtol` against finite differences.
-    - `directions`: when given (or when the Jacobian would exceed `DENSE_LIMIT` elements), check
-      along that many random directions `u`, `v` (`J v` vs `jvp`, `uᵀ J v` vs `vjp`, `J v` vs a
-      central difference, plus the Taylor test) instead of building the Jacobian.
-    - `seed`: seeds the random direction(s) of the Taylor test.
+      `fd_rtol` against finite differences. Each a finite number `>= 0`.
+    - `layout`: "tensor" or "vec" (see `hand`).
+    - `directions`: a positive integer; when given (or when the Jacobian would exceed
+      `DENSE_LIMIT` elements), check along that many random directions `u`, `v` (`J v` vs `jvp`,
+      `uᵀ J v` vs `vjp`, `J v` vs a central difference, plus the Taylor test) instead of building
+      the Jacobian.
+    - `seed`: an integer `>= 0` seeding the random directions.
 
     **Returns:** a `CheckResult`; never raises on a wrong formula (call `raise_if_failed()`).
     Shape disagreements are reported (expected vs received, and whether the hand value looks
     transposed) rather than raised.
+
+    **Raises:** `TypeError`/`ValueError` naming the argument for invalid options, a complex,
+    non-numeric or non-finite `x`, or an `f` that fails or does not return an array.
     """
-    require_callable(f, "check_derivative")
+    where = "check_derivative"
+    require_callable(f, where)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{where}: name must be a string or None; got {name!r} ({type(name).__name__})")
     name = name or getattr(f, "__name__", "derivative")
+    spec = _validated_spec(where, order, layout, rtol, atol, fd_rtol)
+    if directions is not None:
+        directions = check_int(directions, where, "directions", minimum=1)
+    seed = check_int(seed, where, "seed", minimum=0)
+    if not callable(hand):
+        _require_numeric_tree(hand, where, "hand")
     hand_fn = hand if callable(hand) else (lambda z, _h=hand: _h)
-    spec = _Spec(order, layout, rtol, atol, fd_rtol)
-    program = _program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), order)
-    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=3)
+    if not _is_array(x):
+        return _check_tree(f, hand_fn, x, spec, name, directions, seed)
+    program = _program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), spec.order)
+    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=2)
+
+
+def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> "_Spec":
+    order = check_int(order, where, "order", minimum=1, maximum=2)
+    check_choice(layout, where, "layout", ("tensor", "vec"))
+    tols = [None if t is None else check_real(t, where, n, minimum=0.0)
+            for n, t in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol))]
+    return _Spec(order, layout, *tols)
+
+
+def _is_array(x: Any) -> bool:
+    """A single array-like point (the original API), as opposed to a pytree of them."""
+    if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) and not isinstance(x, bool):
+        return True
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        # nested lists of numbers are an array; a list of arrays is a pytree
+        return all(isinstance(e, (float, int, list, tuple)) and not isinstance(e, bool) for e in x) and bool(x)
+    return False
+
+
+def _require_numeric_tree(tree: Any, where: str, what: str) -> None:
+    """Every leaf of `tree` is numeric (no strings or objects); `what` is "hand" or "x"."""
+    kind = "an array (or a callable giving one)" if what == "hand" else "a floating-point array"
+    leaves = jax.tree_util.tree_leaves(tree)
+    for leaf in leaves:
+        try:
+            dtype = np.asarray(leaf).dtype
+        except Exception:
+            dtype = np.dtype(object)
+        if not (np.issubdtype(dtype, np.number) or dtype == bool):
+            raise TypeError(f"{where}: {what} must be {kind}; got a leaf {leaf!r} ({type(leaf).__name__})")
+
+
+def _inexact(leaf: Any) -> bool:
+    """The differentiated leaves of a pytree point: inexact (JAX or numpy) arrays, as `eqx.is_inexact_array`.
+
+    Python floats, ints, strings and functions are static, like every non-array field of an
+    `equinox.Module`.
+    """
+    return eqx.is_inexact_array(leaf)
+
+
+def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckResult:
+    """`check_derivative` for a pytree `x`: flatten with `ravel_vec`, check, name leaves in the report."""
+    where = f"check_derivative[{name}]"
+    params, static = eqx.partition(x, _inexact)
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        all_leaves = jax.tree_util.tree_leaves(x)
+        if len(all_leaves) == 1 and all_leaves[0] is x or x is None:
+            got = f"{x!r} ({type(x).__name__})"
+        else:
+            kinds = sorted({type(leaf).__name__ for leaf in all_leaves}) or ["nothing"]
+            got = f"a {type(x).__name__} holding {', '.join(kinds)}"
+        raise TypeError(f"{where}: x must be a floating-point array or a pytree of them; got {got} — "
+                        "pass e.g. jnp.asarray(v, float)")
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    reject_complex(params, where, "x")
+    require_float_tree(params, where, "x")
+    # Mixed precisions are checked in the widest one (the check is of the formula, not of rounding).
+    common = np.result_type(*[leaf.dtype for leaf in jax.tree_util.tree_leaves(params)])
+    params = jax.tree_util.tree_map(lambda a: a.astype(common), params)
+    names = leaf_names(params)
+    shapes = [tuple(jnp.shape(leaf)) for leaf in leaves]
+    sizes = [math.prod(s) for s in shapes]
+    flat, unravel = ravel_vec(params)
+    treedef = jax.tree_util.tree_structure(params)
+    point = lambda v: eqx.combine(unravel(v), static)  # noqa: E731
+    F = lambda v: f(point(v))  # noqa: E731
+    try:
+        out = jax.eval_shape(F, flat)
+    except Exception as e:
+        raise ValueError(f"{where}: f fails on x: {type(e).__name__}: {e}") from e
+    if not hasattr(out, "shape") or isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"{where}: f must return an array; it returned {_describe_out(out)}")
+    out_shape = tuple(out.shape)
+    base = dict(name=name, dtype=str(flat.dtype), order=spec.order, layout=spec.layout)
+    P = flat.size
+
+    def fail(msg: str, expected, got) -> CheckResult:
+        return CheckResult(ok=False, shape=expected, hand_shape=got, message=f"check '{name}' FAILED: {msg}", **base)
+
+    try:
+        hand_struct = eqx.filter_eval_shape(hand_fn, x)
+    except Exception as e:
+        return fail(f"the hand formula raised {type(e).__name__}: {e}", (P,), None)
+    if spec.layout == "vec":
+        to_flat = lambda h: h  # noqa: E731
+    elif spec.order == 1:
+        hand_params = eqx.filter(hand_struct, lambda a: hasattr(a, "shape"))
+        got = jax.tree_util.tree_structure(hand_params)
+        if got != treedef:
+            return fail(f"the hand derivative must have the pytree structure of x ({treedef}); it has {got}",
+                        out_shape + (P,), None)
+        for nm, s, h in zip(names, shapes, jax.tree_util.tree_leaves(hand_params)):
+            if tuple(h.shape) != out_shape + s:
+                hint = ""
+                if out_shape and tuple(h.shape) == s + out_shape:
+                    hint = " — it looks transposed (numerator layout puts the output axes first)"
+                elif not out_shape and len(s) == 2 and tuple(h.shape) == s[::-1]:
+                    hint = " — it looks transposed: the gradient of a scalar f has the shape of the leaf"
+                return fail(f"the hand derivative's leaf {nm} has shape {tuple(h.shape)}; expected "
+                            f"out_shape + {nm}.shape = {out_shape + s}{hint}", out_shape + (P,), None)
+        no = len(out_shape)
+
+        def to_flat(h):
+            parts = []
+            for leaf, s, n in zip(treedef.flatten_up_to(eqx.filter(h, lambda a: hasattr(a, "shape"))), shapes, sizes):
+                k = len(s)
+                perm = tuple(range(no)) + tuple(no + i for i in reversed(range(k)))
+                parts.append(jnp.reshape(jnp.transpose(leaf, perm), out_shape + (n,)))
+            return jnp.concatenate(parts, axis=-1)
+    else:
+        try:
+            outer = treedef.flatten_up_to(hand_struct)
+            blocks = [treedef.flatten_up_to(row) for row in outer]
+        except Exception:
+            return fail(f"the hand Hessian must be nested like jax.hessian's output (x's structure {treedef} "
+                        "inside x's structure), or pass layout='vec' with the (P, P) matrix in ravel_vec order",
+                        (P, P), None)
+        for i, row in enumerate(blocks):
+            for j, blk in enumerate(row):
+                if tuple(getattr(blk, "shape", ())) != shapes[i] + shapes[j]:
+                    return fail(f"the hand Hessian's block [{names[i]}][{names[j]}] has shape "
+                                f"{tuple(getattr(blk, 'shape', ()))}; expected {shapes[i] + shapes[j]}", (P, P), None)
+
+        def to_flat(h):
+            rows = [treedef.flatten_up_to(r) for r in treedef.flatten_up_to(h)]
+            return jnp.concatenate([
+                jnp.concatenate([_to_vec_matrix_j(rows[i][j], shapes[i], shapes[j]) for j in range(len(shapes))], 1)
+                for i in range(len(shapes))], 0)
+
+    H = lambda v: to_flat(hand_fn(point(v)))  # noqa: E731
+    program = _program(lambda z, *a: F(z), lambda z, *a: H(z), spec.order)
+    internal = spec if spec.layout == "vec" else spec._replace(layout="tensor")
+    result = _run_check(program, F, lambda z: H(z), flat, (), internal, name, directions, seed, stacklevel=3)
+    result.layout = spec.layout
+    if not result.witnesses:
+        return result
+    locate = _locator(names, shapes, sizes, out_shape, spec)
+    result.witnesses = {k: (dataclasses.replace(w, location=locate(w.worst_index))
+                            if w.worst_index is not None and result.mode == "dense" else w)
+                        for k, w in result.witnesses.items()}
+    result.message = _message(result, np.zeros(0), result.witnesses)
+    result.message = result.message.replace(
+        f"derivative shape {result.shape}",
+        f"x: {len(leaves)} leaves, {P} parameters flattened by ravel_vec, derivative shape {result.shape}", 1)
+    return result
+
+
+def _describe_out(out: Any) -> str:
+    if out is None:
+        return "None (a missing return statement?)"
+    return f"a {type(out).__name__}"
+
+
+def _to_vec_matrix_j(J, out_shape: tuple, in_shape: tuple):
+    """`_to_vec_matrix` for a traced array (jnp)."""
+    no, ni = len(out_shape), len(in_shape)
+    perm = tuple(reversed(range(no))) + tuple(no + i for i in reversed(range(ni)))
+    return jnp.reshape(jnp.transpose(J, perm), (math.prod(out_shape), math.prod(in_shape)))
+
+
+def _locator(names, shapes, sizes, out_shape, spec) -> Callable[[tuple], str]:
+    """Maps an index into the flattened derivative to a leaf name, e.g. `x['w'][1, 0]`."""
+    starts = np.cumsum([0] + list(sizes))
+
+    def leaf(p: int) -> str:
+        i = int(np.searchsorted(starts, p, side="right") - 1)
+        s = shapes[i]
+        sub = np.unravel_index(p - starts[i], s, order="F") if s else ()
+        return names[i] + (f"[{', '.join(str(int(k)) for k in sub)}]" if s else "")
+
+    def locate(idx: tuple) -> str:
+        if spec.order == 2:
+            return f"({leaf(idx[0])}, {leaf(idx[1])})"
+        out_idx, p = idx[:-1], idx[-1]
+        if spec.layout == "vec":
+            out_idx = np.unravel_index(idx[0], out_shape, order="F") if out_shape else ()
+        out = f"output {list(int(k) for k in out_idx)}, " if out_shape else ""
+        return out + leaf(p)
+
+    return locate
 
 
 class _Spec(NamedTuple):
@@ -287,12 +511,15 @@ def _program(f: Callable, hand: Callable, order: int) -> Callable:
 
 def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, stacklevel=2) -> CheckResult:
     order, layout = spec.order, spec.layout
-    if order not in (1, 2):
-        raise ValueError(f"check_derivative: order must be 1 or 2; got {order!r}")
-    if layout not in ("tensor", "vec"):
-        raise ValueError(f"check_derivative: layout must be 'tensor' or 'vec'; got {layout!r}")
+    _validated_spec("check_derivative", order, layout, spec.rtol, spec.atol, spec.fd_rtol)
+    if directions is not None:
+        directions = check_int(directions, "check_derivative", "directions", minimum=1)
+    _require_numeric_tree(x, f"check_derivative[{name}]", "x")
+    reject_complex(x, f"check_derivative[{name}]", "x")
     require_float_tree(x, f"check_derivative[{name}]")
     x = jnp.asarray(x)
+    if x.size == 0:
+        raise ValueError(f"check_derivative[{name}]: x is empty (shape {x.shape}); there is no derivative to check")
     dtype = x.dtype
     if jnp.finfo(dtype).bits < 64:
         warnings.warn(
@@ -309,6 +536,8 @@ def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, s
         out = jax.eval_shape(lambda z: f(z, *args), x)
     except Exception as e:  # the user's function fails on this input: say so plainly
         raise ValueError(f"check_derivative[{name}]: f fails on x of shape {x.shape}: {e}") from e
+    if not hasattr(out, "shape") or isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"check_derivative[{name}]: f must return an array; it returned {_describe_out(out)}")
     out_shape, in_shape = tuple(out.shape), tuple(x.shape)
     if order == 2 and out_shape != ():
         raise ValueError(
@@ -348,7 +577,8 @@ def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, s
         witnesses = _dense_witnesses(arrays, D, np.asarray(v, np.float64), dtype, order, layout,
                                      out_shape, in_shape, rtol, atol, fd_rtol)
         mode = "dense"
-    ok = all(w.ok for w in witnesses.values())
+    # A check passes only when the autodiff witnesses ran: an empty set of witnesses proves nothing.
+    ok = all(k in witnesses for k in ("jacfwd", "jacrev")) and all(w.ok for w in witnesses.values())
     result = CheckResult(ok=ok, hand_shape=D.shape, witnesses=witnesses, mode=mode, **base)
     result.message = _message(result, D, witnesses, arrays.get("jacrev") if mode == "dense" else None)
     return result

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._validate import check_bool, check_int, check_real
+
 STRD_NAMES = ("Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
               "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5")
 
@@ -114,8 +116,37 @@ def _strd_text(name: str) -> tuple[str, str]:
     return canonical, res.read_text(encoding="ascii")
 
 
+_STRD_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _strd_float(token: str, source: str, lineno: int, line: str) -> float:
+    """A number as NIST writes it (`-0.262323073774029`, `0.429796848199937E-03`): nothing else."""
+    if not _STRD_NUMBER.fullmatch(token):
+        raise ValueError(f"{source}: line {lineno}: {token!r} is not a number (in {line.strip()!r})")
+    v = float(token)
+    if not math.isfinite(v):
+        raise ValueError(f"{source}: line {lineno}: {token!r} overflows float64 (in {line.strip()!r})")
+    return v
+
+
+def _header_count(head: str, pattern: str) -> int | None:
+    m = re.search(pattern, head)
+    return int(m.group(1)) if m else None
+
+
 def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
-    """Parse the text of a NIST StRD linear-regression `.dat` file (the format `load_strd` reads)."""
+    """Parse the text of a NIST StRD linear-regression `.dat` file (the format `load_strd` reads).
+
+    The header's line ranges ("Certified Values (lines a to b)", "Data (lines c to d)") and counts
+    ("N Observations", "K Parameters", "P Predictor Variable(s)") are cross-checked against the
+    body, and every value must be a complete number, so a truncated or damaged file is refused.
+
+    **Raises:** `TypeError` when `text` is not a string; `ValueError` naming `source` and the line
+    for a missing or inconsistent header, a file that ends early or mid-line, a malformed or
+    non-finite number, a ragged data row or certified values that do not match the data.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse_strd: text must be a str (the file's contents); got {type(text).__name__}")
     lines = text.splitlines()
     head = "\n".join(lines[:12])
     cert_m = re.search(r"Certified Values\s*\(lines\s+(\d+)\s+to\s+(\d+)\)", head)
@@ -125,36 +156,75 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
                          f"'Data (lines c to d)' in the header)")
     c0, c1 = int(cert_m.group(1)), int(cert_m.group(2))
     d0, d1 = int(data_m.group(1)), int(data_m.group(2))
+    if not (1 <= c0 <= c1 < d0 <= d1):
+        raise ValueError(f"{source}: header line ranges are inconsistent: certified values on lines {c0}-{c1}, "
+                         f"data on lines {d0}-{d1} (expected 1 <= a <= b < c <= d)")
+    if len(lines) < d1:
+        raise ValueError(f"{source}: the file has {len(lines)} lines but its header puts data on lines "
+                         f"{d0} to {d1}: the file is truncated")
+    if len(lines) <= d1 and not text.endswith(("\n", "\r")):
+        raise ValueError(f"{source}: line {len(lines)}: the file ends mid-line (no final newline): the file is "
+                         f"truncated, possibly mid-number ({lines[-1].strip()[-40:]!r})")
+    full_head = "\n".join(lines[: c0 - 1])
+    n_obs = _header_count(full_head, r"(\d+)\s+Observations")
+    n_par = _header_count(full_head, r"(\d+)\s+Parameters")
+    n_pred = _header_count(full_head, r"(\d+)\s+Predictor Variables?")
     coefs: dict[int, tuple[float, float]] = {}
     sd = r2 = None
     for lineno in range(c0, c1 + 1):
-        tokens = lines[lineno - 1].split()
-        try:
-            if tokens and re.fullmatch(r"B\d+", tokens[0]):
-                coefs[int(tokens[0][1:])] = (float(tokens[1]), float(tokens[2]))
-            elif tokens[:2] == ["Standard", "Deviation"] and len(tokens) >= 3 and sd is None:
-                sd = float(tokens[2])
-            elif tokens and tokens[0] == "R-Squared":
-                r2 = float(tokens[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"{source}: line {lineno}: cannot read a certified value from "
-                             f"{lines[lineno - 1].strip()!r}") from None
+        line = lines[lineno - 1]
+        tokens = line.split()
+        if tokens and re.fullmatch(r"B\d+", tokens[0]):
+            if len(tokens) != 3:
+                raise ValueError(f"{source}: line {lineno}: a certified parameter needs 'Bk estimate std-error'; "
+                                 f"got {line.strip()!r}")
+            k = int(tokens[0][1:])
+            if k in coefs:
+                raise ValueError(f"{source}: line {lineno}: parameter {tokens[0]} is certified twice")
+            coefs[k] = (_strd_float(tokens[1], source, lineno, line), _strd_float(tokens[2], source, lineno, line))
+        elif tokens[:2] == ["Standard", "Deviation"] and len(tokens) >= 3 and sd is None:
+            sd = _strd_float(tokens[2], source, lineno, line)
+        elif tokens and tokens[0] == "R-Squared":
+            if len(tokens) < 2:
+                raise ValueError(f"{source}: line {lineno}: R-Squared without a value")
+            r2 = _strd_float(tokens[1], source, lineno, line)
     if not coefs or sd is None or r2 is None:
         raise ValueError(f"{source}: lines {c0}-{c1}: missing certified parameters, residual SD or R-squared")
+    keys = sorted(coefs)
+    if keys != list(range(keys[0], keys[0] + len(keys))) or keys[0] not in (0, 1):
+        raise ValueError(f"{source}: lines {c0}-{c1}: certified parameters must be B0..Bk or B1..Bk; got "
+                         f"{', '.join(f'B{k}' for k in keys)}")
+    if n_par is not None and n_par != len(keys):
+        raise ValueError(f"{source}: the header announces {n_par} parameters but lines {c0}-{c1} certify {len(keys)}")
     rows = []
     for lineno in range(d0, d1 + 1):
-        tokens = lines[lineno - 1].split()
-        try:
-            rows.append([float(t) for t in tokens])
-        except ValueError:
-            raise ValueError(f"{source}: line {lineno}: non-numeric value in {lines[lineno - 1].strip()!r}") from None
+        line = lines[lineno - 1]
+        tokens = line.split()
+        if not tokens:
+            raise ValueError(f"{source}: line {lineno}: blank line inside the data (lines {d0} to {d1})")
+        rows.append([_strd_float(t, source, lineno, line) for t in tokens])
         if len(rows[-1]) != len(rows[0]):
             raise ValueError(f"{source}: line {lineno}: {len(rows[-1])} values, expected {len(rows[0])} like line {d0}")
+    for lineno in range(d1 + 1, len(lines) + 1):
+        if lines[lineno - 1].strip():
+            raise ValueError(f"{source}: line {lineno}: unexpected content after the data, which ends on line {d1} "
+                             f"({lines[lineno - 1].strip()[:40]!r})")
     data = np.array(rows, dtype=np.float64)
+    if data.shape[1] < 2:
+        raise ValueError(f"{source}: line {d0}: a data row needs the response and at least one predictor; "
+                         f"got {data.shape[1]} value(s)")
+    if n_obs is not None and n_obs != data.shape[0]:
+        raise ValueError(f"{source}: the header announces {n_obs} observations but lines {d0}-{d1} hold "
+                         f"{data.shape[0]}")
     y, X = data[:, 0], data[:, 1:]
-    keys = sorted(coefs)
+    if n_pred is not None and n_pred != X.shape[1]:
+        raise ValueError(f"{source}: the header announces {n_pred} predictor variable(s) but the data rows "
+                         f"have {X.shape[1]}")
     intercept = keys[0] == 0
     kind = "polynomial" if X.shape[1] == 1 else "linear"
+    if kind == "linear" and X.shape[1] != len(keys) - intercept:
+        raise ValueError(f"{source}: {len(keys)} certified parameters do not fit {X.shape[1]} predictors "
+                         f"{'with' if intercept else 'without'} an intercept")
     diff = re.search(r"(Lower|Average|Higher) Level of Difficulty", text)
     name = re.search(r"Dataset Name:\s*(\S+)", text)
     return StrdDataset(
@@ -198,6 +268,12 @@ def _read_text(path: str | os.PathLike, where: str) -> str:
                          f"is this really a CSV file?") from None
 
 
+def _column_key(key: Any, where: str, what: str) -> None:
+    if isinstance(key, bool) or not isinstance(key, (str, int, np.integer)):
+        raise TypeError(f"{where}: {what} must be a column name (str) or a 0-based index (int); got {key!r} "
+                        f"({type(key).__name__})")
+
+
 def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str | int] | None = None,
              delimiter: str = ",", header: bool = True) -> Dataset:
     """Read a numeric CSV file: one column is the target, the others (or `features`) the predictors.
@@ -210,11 +286,34 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
     **Returns:** a `Dataset` with `X (n, d)` and `y (n,)` in float64.
 
     **Raises:** `ValueError` naming the file, line and column for an empty file, a ragged row, a
-    non-numeric cell or NaN/Inf, and for a missing target/feature column (listing the columns).
+    non-numeric cell or NaN/Inf, and for a missing target/feature column (listing the columns), a
+    feature that is the target column, or a feature given twice; `TypeError` for options of the
+    wrong type (`features` must be a list of names or indices, not a single string).
     """
     where = "load_csv"
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{where}: path must be a file name (str or os.PathLike); got {type(path).__name__}")
+    _column_key(target, where, "target")
+    if features is not None:
+        if isinstance(features, (str, bytes, int)) or not isinstance(features, (list, tuple)):
+            raise TypeError(f"{where}: features must be a list of column names or indices; got {features!r} — "
+                            f"for one column write features=[{features!r}]")
+        for f in features:
+            _column_key(f, where, "feature")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise ValueError(f"{where}: delimiter must be one character (not a quote or newline); got {delimiter!r}")
+    header = check_bool(header, where, "header")
     text = _read_text(path, where)
-    records = [(i + 1, row) for i, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter))]
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ValueError(f"{where}: {path}: line {line}: NUL byte — a binary file, not CSV text")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    records = []
+    try:
+        for row in reader:
+            records.append((reader.line_num, row))
+    except csv.Error as e:
+        raise ValueError(f"{where}: {path}: line {reader.line_num}: malformed CSV ({e})") from None
     records = [(ln, row) for ln, row in records if row and any(c.strip() for c in row)
                and not row[0].lstrip().startswith("#")]
     if not records:
@@ -241,7 +340,16 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
         return names.index(key)
 
     t = column(target, "target")
-    cols = [column(f, "feature") for f in features] if features is not None else [j for j in range(len(names)) if j != t]
+    if features is not None:
+        cols = [column(f, "feature") for f in features]
+        if t in cols:
+            raise ValueError(f"{where}: {path}: the target column {names[t]!r} is also listed in features "
+                             f"({list(features)!r}); a predictor cannot be the target")
+        dup = sorted({names[j] for j in cols if cols.count(j) > 1})
+        if dup:
+            raise ValueError(f"{where}: {path}: feature column(s) {dup} listed more than once in features")
+    else:
+        cols = [j for j in range(len(names)) if j != t]
     if not cols:
         raise ValueError(f"{where}: {path}: no feature columns besides the target {names[t]!r}")
     values = np.empty((len(records), len(names)))
@@ -251,6 +359,8 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
                              f"expected {len(names)} ({'like the header' if header else 'like the first row'})")
         for j, cell in enumerate(row):
             try:
+                if "_" in cell:  # float() reads "1_000" as 1000: not a number in a data file
+                    raise ValueError
                 v = float(cell)
             except ValueError:
                 raise ValueError(f"{where}: {path}: line {lineno}, column {names[j]!r}: non-numeric value "
@@ -272,10 +382,14 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
     where = "load_npz"
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: {path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{where}: {path}: is a directory, expected an .npz file")
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise ValueError(f"{where}: {path}: not a readable .npz archive ({e})") from None
+    except Exception as e:  # numpy's readers raise a variety of errors on damaged input
+        raise ValueError(f"{where}: {path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{where}: {path}: a single .npy array, expected an .npz archive with keys "
                          f"{x_key!r} and {y_key!r}")
@@ -288,8 +402,12 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
             try:
                 arr = archive[key]
             except ValueError as e:  # object arrays refuse to load without pickle
-                raise ValueError(f"{where}: {path}: array {key!r} cannot be read without unpickling "
-                                 f"({e}); store plain numeric arrays") from None
+                if "pickle" in str(e).lower():
+                    raise ValueError(f"{where}: {path}: array {key!r} cannot be read without unpickling "
+                                     f"({e}); store plain numeric arrays") from None
+                raise ValueError(f"{where}: {path}: array {key!r} is damaged ({e})") from None
+            except Exception as e:  # a damaged member: bad CRC, truncated stream, bad .npy header
+                raise ValueError(f"{where}: {path}: array {key!r} is damaged ({type(e).__name__}: {e})") from None
             if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
                 raise ValueError(f"{where}: {path}: array {key!r} has dtype {arr.dtype}; expected real numbers")
             arrays[key] = arr.astype(np.float64)
@@ -325,8 +443,7 @@ class SyntheticDataset(Dataset):
 
 def _synthetic(x: np.ndarray, truth: Callable, noise: float, seed: int, source: str,
                coefficients: Any = None) -> SyntheticDataset:
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"{source}: noise must be a finite standard deviation >= 0; got {noise}")
+    noise = check_real(noise, source, "noise", minimum=0.0)
     rng = np.random.default_rng(seed)
     y = truth(x) + noise * rng.standard_normal(x.shape[0])
     return SyntheticDataset(X=x[:, None], y=y, feature_names=("x",), target_name="y", source=source,
@@ -335,9 +452,11 @@ def _synthetic(x: np.ndarray, truth: Callable, noise: float, seed: int, source: 
 
 
 def _xs(n: int, x_range: tuple[float, float], seed: int, where: str) -> np.ndarray:
-    if int(n) < 1:
-        raise ValueError(f"{where}: n must be >= 1; got {n}")
-    lo, hi = map(float, x_range)
+    n = check_int(n, where, "n", minimum=1)
+    check_int(seed, where, "seed", minimum=0)
+    if isinstance(x_range, (str, bytes)) or not hasattr(x_range, "__len__") or len(x_range) != 2:
+        raise TypeError(f"{where}: x_range must be a pair (low, high); got {x_range!r}")
+    lo, hi = (check_real(v, where, "x_range", allow_inf=False) for v in x_range)
     if not hi > lo:
         raise ValueError(f"{where}: x_range must be (low, high) with low < high; got {x_range}")
     return np.sort(np.random.default_rng([seed, 1]).uniform(lo, hi, int(n)))
@@ -347,13 +466,21 @@ def synthetic_line(n: int = 20, slope: float = 2.0, *, noise: float = 0.1, x_ran
                    seed: int = 0) -> SyntheticDataset:
     """Lecture 1.2's problem: `y = a x + noise` (a line through the origin), `a = slope`."""
     x = _xs(n, x_range, seed, "synthetic_line")
+    slope = check_real(slope, "synthetic_line", "slope")
     return _synthetic(x, lambda x: slope * np.asarray(x), noise, seed, "synthetic_line", [slope])
 
 
 def synthetic_polynomial(n: int = 30, coefficients=(1.0, -2.0, 0.5, 1.0), *, noise: float = 0.1,
                          x_range=(-1.0, 1.0), seed: int = 0) -> SyntheticDataset:
     """Lecture 1.3's problem: `y = θ0 + θ1 x + θ2 x² + θ3 x³ + noise` (coefficients in increasing order)."""
-    coef = np.asarray(coefficients, dtype=np.float64)
+    if np.iscomplexobj(coefficients):
+        raise TypeError("synthetic_polynomial: coefficients must be real numbers; got complex")
+    try:
+        coef = np.asarray(coefficients, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"synthetic_polynomial: coefficients must be real numbers; got {coefficients!r}") from None
+    if not np.all(np.isfinite(coef)):
+        raise ValueError(f"synthetic_polynomial: coefficients must be finite; got {coefficients!r}")
     if coef.ndim != 1 or coef.size == 0:
         raise ValueError(f"synthetic_polynomial: coefficients must be a non-empty 1-D sequence; got shape {coef.shape}")
     x = _xs(n, x_range, seed, "synthetic_polynomial")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._validate import require_callable, require_float_tree
+from ._validate import check_int, check_real, reject_complex, require_callable, require_float_tree
 
 __all__ = [
     "central_step",
@@ -67,8 +67,36 @@ def _map(f: Callable, xs: Array) -> Array:
     return jax.vmap(f)(xs)
 
 
+def _point(x, where: str) -> Array:
+    """A single floating array `x` (these references work on one array; flatten pytrees with `ravel_vec`)."""
+    leaves = jax.tree_util.tree_leaves(x)
+    if len(leaves) != 1 or leaves[0] is not x:
+        raise TypeError(f"{where}: x must be a single floating array; got a {type(x).__name__} — flatten a "
+                        "pytree with mmljax.ravel_vec first")
+    require_float_tree(x, where)
+    return jnp.asarray(x)
+
+
+def _step(step, x: Array, where: str) -> Array:
+    """A user step: positive and finite, a scalar or broadcastable to x's shape."""
+    reject_complex(step, where, "step")
+    s = np.asarray(step) if not isinstance(step, jax.core.Tracer) else None
+    if s is not None:
+        if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.bool_):
+            raise TypeError(f"{where}: step must be a positive number or array; got {step!r}")
+        if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ValueError(f"{where}: step must be positive and finite; got {step!r}")
+    try:
+        return jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
+    except ValueError:
+        raise ValueError(
+            f"{where}: step of shape {jnp.shape(step)} does not broadcast to x's shape {x.shape}"
+        ) from None
+
+
 def central_step(x: Array, power: float = 1 / 3) -> Array:
-    """Per-element step `eps^power · max(1, |x|)` in the dtype of `x`."""
+    """Per-element step `eps^power · max(1, |x|)` in the dtype of `x`; `0 < power < 1`."""
+    power = check_real(power, "central_step", "power", minimum=0.0, maximum=1.0, strict=True)
     x = jnp.asarray(x)
     eps = jnp.finfo(x.dtype).eps
     return (eps**power) * jnp.maximum(1.0, jnp.abs(x))
@@ -86,9 +114,8 @@ def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = N
     algebra, see `_map`), error `O(h²) + O(eps/h)`.
     """
     require_callable(f, "fd_jacobian")
-    require_float_tree(x, "fd_jacobian")
-    x = jnp.asarray(x)
-    h = central_step(x) if step is None else jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
+    x = _point(x, "fd_jacobian")
+    h = central_step(x) if step is None else _step(step, x, "fd_jacobian")
     # Make the step exactly representable so that (x + h) - (x - h) == 2h.
     h = ((x + h) - x)
     E = _basis(x) * h
@@ -100,7 +127,16 @@ def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = N
 
 
 def fd_gradient(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
-    """Central-difference gradient of a scalar function, shaped like `x`."""
+    """Central-difference gradient of a scalar function, shaped like `x`: `fd_jacobian` of a scalar `f`.
+
+    **Raises:** `ValueError` when `f` does not return a scalar (use `fd_jacobian`).
+    """
+    require_callable(f, "fd_gradient")
+    x = _point(x, "fd_gradient")
+    out = jax.eval_shape(f, x)
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"fd_gradient: f must return a scalar; it returned {getattr(out, 'shape', out)!r} — "
+                         "use fd_jacobian for vector-valued functions")
     return fd_jacobian(f, x, step=step)
 
 
@@ -111,9 +147,11 @@ def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = No
     `h = eps^(1/4)·max(1,|x|)`; error `O(h²) + O(eps/h²)`, about `sqrt(eps)` relative.
     """
     require_callable(f, "fd_hessian")
-    require_float_tree(x, "fd_hessian")
-    x = jnp.asarray(x)
-    h = central_step(x, 0.25) if step is None else jnp.broadcast_to(jnp.asarray(step, x.dtype), x.shape)
+    x = _point(x, "fd_hessian")
+    out = jax.eval_shape(f, x)
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"fd_hessian: f must return a scalar; it returned {getattr(out, 'shape', out)!r}")
+    h = central_step(x, 0.25) if step is None else _step(step, x, "fd_hessian")
     h = (x + h) - x
     E = _basis(x) * h  # (n,) + shape
 
@@ -133,8 +171,10 @@ def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = No
 def fd_directional(f: Callable[[Array], Array], x: Array, v: Array, *, step: float | None = None) -> Array:
     """Central-difference directional derivative `(f(x + h v) − f(x − h v)) / 2h` ≈ `J v`."""
     require_callable(f, "fd_directional")
-    require_float_tree(x, "fd_directional")
-    x = jnp.asarray(x)
+    x = _point(x, "fd_directional")
+    reject_complex(v, "fd_directional", "v")
+    if step is not None:
+        step = check_real(step, "fd_directional", "step", minimum=0.0, strict=True)
     v = jnp.asarray(v, x.dtype)
     if v.shape != x.shape:
         raise ValueError(f"fd_directional: v must have the shape of x {x.shape}; got {v.shape}")
@@ -215,11 +255,17 @@ def taylor_test(
     since only function values and one product `J v` are needed.
     """
     require_callable(f, "taylor_test")
-    require_float_tree(x, "taylor_test")
-    x = jnp.asarray(x)
+    x = _point(x, "taylor_test")
+    n_steps = check_int(n_steps, "taylor_test", "n_steps", minimum=3)
+    min_order = check_real(min_order, "taylor_test", "min_order", minimum=0.0, strict=True)
+    reject_complex(v, "taylor_test", "v")
     v = jnp.asarray(v, x.dtype)
     if v.shape != x.shape:
         raise ValueError(f"taylor_test: v must have the shape of x {x.shape}; got {v.shape}")
+    out = jax.eval_shape(f, x)
+    if jnp.shape(jv) != tuple(getattr(out, "shape", ())):
+        raise ValueError(f"taylor_test: jv must have the shape of f(x), {tuple(getattr(out, 'shape', ()))} (it is "
+                         f"J(x) v); got {jnp.shape(jv)}")
     steps = taylor_steps(x, v, n_steps)
     fh = _map(lambda h: f(x + h * v), steps)
     return taylor_verdict(steps, f(x), fh, jv, float(jnp.finfo(x.dtype).eps), min_order)

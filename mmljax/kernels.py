@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
-from ._validate import require_callable
+from ._validate import check_choice, check_int, require_callable, require_float_tree
 from .derivatives import jacobian
 from .layout import ravel_vec, vec
 
@@ -65,9 +65,7 @@ def _block_rows(n: int, d: int, itemsize: int, block_rows: int | None, where: st
             # single-threaded products (measured 1.8× slower at 8 MB): one block, the plain formula.
             return n
         return max(8, min(n, _BLOCK_BYTES // max(1, d * itemsize)))
-    if int(block_rows) < 1:
-        raise ValueError(f"{where}: block_rows must be a positive integer; got {block_rows}")
-    return min(n, int(block_rows))
+    return min(n, check_int(block_rows, where, "block_rows", minimum=1))
 
 
 def _row_blocked(Phi: Array, vecs: tuple[Array, ...], block: int, step: Callable) -> Array:
@@ -158,9 +156,7 @@ def gram(A: Float[Array, "n d"], *, block: int | None = None) -> Float[Array, "d
     """
     _check_design(A, "gram")
     n, d = A.shape
-    b = _gram_block(d) if block is None else int(block)
-    if b < 1:
-        raise ValueError(f"gram: block must be a positive integer; got {block}")
+    b = _gram_block(d) if block is None else check_int(block, "gram", "block", minimum=1)
     contract_rows = (((0,), (0,)), ((), ()))
     if b >= d:
         G = lax.dot_general(A, A, contract_rows)
@@ -190,6 +186,7 @@ def per_example_jacobian(
     batched function.
     """
     require_callable(f, "per_example_jacobian")
+    check_choice(mode, "per_example_jacobian", "mode", ("auto", "fwd", "rev"))
     jac = jacobian(f, mode=mode)
     grad = jax.grad(f)
 
@@ -228,6 +225,8 @@ def gauss_newton_matrix(
     `f = lambda t, phi, y: y - phi @ t` this is `ΦᵀΦ`.
     """
     require_callable(f, "gauss_newton_matrix")
+    check_choice(mode, "gauss_newton_matrix", "mode", ("auto", "fwd", "rev"))
+    require_float_tree(params, "gauss_newton_matrix", "params")
     flat, unravel = ravel_vec(params)
     J = per_example_jacobian(lambda p, *ex: vec(f(unravel(p), *ex)), mode=mode)(flat, *batch)
     return gram(J.reshape(-1, flat.shape[0]))

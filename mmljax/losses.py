@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import is_concrete
+from ._validate import is_concrete, reject_complex
 
 __all__ = [
     "sse",
@@ -53,6 +53,9 @@ class RidgeGradient(NamedTuple):
 
 
 def _pair(pred: Any, y: Any, where: str) -> tuple[Array, Array]:
+    for name, a in (("pred", pred), ("y", y)):
+        if a is None or isinstance(a, (str, bytes)):
+            raise TypeError(f"{where}: {name} must be a floating array; got {a!r} ({type(a).__name__})")
     pred, y = jnp.asarray(pred), jnp.asarray(y)
     if pred.shape != y.shape:
         hint = ""
@@ -108,10 +111,20 @@ def mse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Arr
 
 
 def _lam(lam: Any, where: str) -> Any:
+    """A non-negative finite real scalar; a traced `lam` (under jit/grad) is checked for shape and dtype only."""
+    if isinstance(lam, (bool, str, bytes, complex)) or lam is None:
+        raise TypeError(f"{where}: lam must be a real number >= 0; got {lam!r} ({type(lam).__name__})")
     if jnp.ndim(lam) != 0:
         raise ValueError(f"{where}: lam must be a scalar; got shape {jnp.shape(lam)}")
-    if is_concrete(lam) and float(lam) < 0:
-        raise ValueError(f"{where}: lam must be >= 0 (a penalty, not a reward); got {float(lam)}")
+    dtype = jnp.result_type(lam)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{where}: lam must be a real number >= 0; got dtype {dtype}")
+    if is_concrete(lam):
+        v = float(lam)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: lam must be a finite number >= 0; got {v}")
+        if v < 0:
+            raise ValueError(f"{where}: lam must be >= 0 (a penalty, not a reward); got {v}")
     return lam
 
 
@@ -120,6 +133,7 @@ def l2_penalty(params: Any) -> Float[Array, ""]:
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ValueError("l2_penalty: params has no arrays to penalise")
+    reject_complex(params, "l2_penalty", "params")
     return sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
 
 

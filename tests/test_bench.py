@@ -67,7 +67,7 @@ def test_timing_samples_interleaved_and_long_enough():
 def test_timing_config_demands_five_samples():
     with pytest.raises(ValueError, match="at least 5 samples"):
         TimingConfig(samples=4)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="min_sample_s must be > 0; got 0"):
         TimingConfig(min_sample_s=0)
 
 

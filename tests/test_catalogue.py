@@ -279,3 +279,36 @@ def test_fast_compile_options_do_not_change_the_numbers():
             rel = np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
             # rounding-level differences (FMA contraction); finite differences divide them by h ~ 6e-6
             assert rel <= (1e-9 if key == "finite_diff" else 1e-14), (name, key, rel)
+
+
+def test_the_catalogue_checks_the_models_own_activations():
+    """One activation table: the catalogue's tanh, σ and softplus rows are the models' functions."""
+    from mmljax.catalogue import scalar
+    from mmljax.models.activations import ACTIVATIONS
+
+    rows = {e.name.split(" ")[0]: e for e in scalar.TABLE}
+    for key, name in (("tanh", "tanh"), ("σ(x)", "sigmoid"), ("softplus", "softplus")):
+        act = ACTIVATIONS[name]
+        assert (rows[key].f, rows[key].df, rows[key].d2f) == (act.f, act.df, act.d2f)
+    from mmljax.models import mlp
+
+    assert mlp.ACTIVATIONS is ACTIVATIONS
+
+
+def test_a_row_may_differentiate_a_pytree_of_parameters():
+    def sample(rng, n):
+        return {"w": rng.standard_normal((n, 2)), "b": rng.standard_normal(n)}, (rng.standard_normal(2),)
+
+    def f(p, v):
+        return jnp.sum(jnp.tanh(p["w"] @ v + p["b"]))
+
+    def d(p, v):
+        s = 1 - jnp.tanh(p["w"] @ v + p["b"]) ** 2
+        return {"w": jnp.outer(s, v), "b": s}
+
+    good = run_identity(Identity(name="tree", source="test", f=f, derivative=d, sample=sample), draws=1)
+    assert good.status == "pass" and good.shapes == [(6,), (12,)], good.message
+    wrong = Identity(name="tree, b doubled", source="test", f=f, sample=sample, expect_fail=True,
+                     derivative=lambda p, v: {**d(p, v), "b": 2 * d(p, v)["b"]})
+    report = run_identity(wrong, draws=1)
+    assert report.status == "known wrong" and "x['b'][" in report.message

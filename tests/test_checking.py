@@ -220,3 +220,132 @@ def test_zero_derivative_with_cancellation_is_not_failed_on_rounding():
     # but a real non-zero error on top of it still fails against finite differences
     bad = mj.check_derivative(f, jnp.full(3, 1e-3), jnp.array([0.3, 0.7, 0.3]))
     assert not bad.witnesses["finite_diff"].ok
+
+
+# ---------------------------------------------------------------- options can never make a check pass
+
+
+@pytest.mark.parametrize("kw", [dict(directions=-1), dict(directions=0), dict(rtol=-1.0), dict(rtol=float("nan")),
+                                dict(atol=float("nan")), dict(fd_rtol=-1e-6), dict(order=0), dict(seed=-3)])
+def test_invalid_options_are_refused_not_passed(kw):
+    wrong = lambda x: 2 * ls_grad(x)  # noqa: E731
+    with pytest.raises((ValueError, TypeError), match="check_derivative: "):
+        mj.check_derivative(ls_loss, wrong, x3, **kw)
+
+
+def test_one_random_direction_still_fails_a_wrong_formula():
+    r = mj.check_derivative(ls_loss, lambda x: 2 * ls_grad(x), x3, directions=1)
+    assert not r.ok and r.mode == "directions"
+    assert {"jacfwd", "jacrev", "finite_diff", "taylor"} <= set(r.witnesses)
+
+
+def test_a_result_without_autodiff_witnesses_never_passes():
+    from mmljax.checking import _program, _run_check, _Spec
+
+    f = lambda z: jnp.sum(z**2)  # noqa: E731
+    prog = _program(lambda z: f(z), lambda z: 2 * z, 1)
+    ok = _run_check(prog, f, lambda z: 2 * z, x3, (), _Spec(1, "tensor", None, None, None), "sq", 1, 0)
+    assert ok.ok and "jacfwd" in ok.witnesses
+    with pytest.raises(ValueError, match="directions must be >= 1"):
+        _run_check(prog, f, lambda z: 2 * z, x3, (), _Spec(1, "tensor", None, None, None), "sq", -1, 0)
+
+
+# ---------------------------------------------------------------- pytree points
+
+
+def _dict_point():
+    return {"w": rand((2, 3), 5) / 3, "b": rand(2, 6)}
+
+
+def _dict_loss(p):
+    return jnp.sum(jnp.sin(p["w"])) + jnp.sum(p["b"] ** 3) + jnp.sum(p["w"] @ jnp.ones(3) * p["b"])
+
+
+def _dict_grad(p):
+    return {"w": jnp.cos(p["w"]) + p["b"][:, None] * jnp.ones((1, 3)), "b": 3 * p["b"] ** 2 + p["w"] @ jnp.ones(3)}
+
+
+def test_dict_point_passes_and_names_the_wrong_leaf():
+    p = _dict_point()
+    r = mj.check_derivative(_dict_loss, _dict_grad, p)
+    assert r.ok, r.message
+    assert r.shape == (8,) and "2 leaves, 8 parameters" in r.message
+
+    def wrong(p):
+        g = _dict_grad(p)
+        return {"w": g["w"].at[1, 2].add(0.5), "b": g["b"]}
+
+    bad = mj.check_derivative(_dict_loss, wrong, p)
+    assert not bad.ok
+    assert bad.witnesses["jacrev"].location == "x['w'][1, 2]"
+    assert "at x['w'][1, 2] (hand" in bad.message
+    assert bad.to_dict()["witnesses"]["jacfwd"]["location"] == "x['w'][1, 2]"
+
+
+def test_pytree_hand_of_the_wrong_structure_or_shape_is_reported():
+    p = _dict_point()
+    r = mj.check_derivative(_dict_loss, lambda p: {"w": _dict_grad(p)["w"]}, p)
+    assert not r.ok and "must have the pytree structure of x" in r.message
+    r = mj.check_derivative(_dict_loss, lambda p: {"w": _dict_grad(p)["w"].T, "b": _dict_grad(p)["b"]}, p)
+    assert not r.ok and "leaf x['w'] has shape (3, 2); expected out_shape + x['w'].shape = (2, 3)" in r.message
+    assert "looks transposed" in r.message
+
+
+def test_pytree_jacobian_and_hessians():
+    p = _dict_point()
+    vec_f = lambda p: jnp.concatenate([jnp.sin(p["w"]).ravel(), p["b"] ** 2])  # noqa: E731
+    import jax
+
+    assert mj.check_derivative(vec_f, jax.jacrev(vec_f), p).ok
+    bad_jac = lambda q: jax.tree_util.tree_map(lambda a: a * 1.001, jax.jacrev(vec_f)(q))  # noqa: E731
+    r = mj.check_derivative(vec_f, bad_jac, p)
+    assert not r.ok and r.witnesses["jacrev"].location.startswith("output [")
+    assert mj.check_derivative(_dict_loss, jax.hessian(_dict_loss), p, order=2).ok
+    H = mj.hessian_matrix(_dict_loss)(p)
+    assert mj.check_derivative(_dict_loss, H, p, order=2, layout="vec").ok
+    r = mj.check_derivative(_dict_loss, H.at[0, 7].add(1.0).at[7, 0].add(1.0), p, order=2, layout="vec")
+    assert not r.ok and r.witnesses["jacrev"].location in ("(x['b'][0], x['w'][1, 2])", "(x['w'][1, 2], x['b'][0])")
+
+
+def test_namedtuple_point_with_a_static_float_field():
+    from typing import NamedTuple
+
+    class P(NamedTuple):
+        a: jnp.ndarray
+        c: float
+
+    f = lambda p: jnp.sum(jnp.sin(p.a)) * p.c  # noqa: E731
+    r = mj.check_derivative(f, lambda p: P(jnp.cos(p.a) * p.c, None), P(x3, 2.0))
+    assert r.ok, r.message
+    assert r.shape == (3,)  # the float field is static: only `a` is differentiated
+
+
+def test_equinox_mlp_parameters():
+    import equinox as eqx
+    import jax
+
+    model = eqx.nn.MLP(3, 2, 4, 2, key=jax.random.PRNGKey(0))
+    xs = rand((5, 3), 9)
+
+    def loss(m):
+        return 0.5 * jnp.sum(jax.vmap(m)(xs) ** 2)
+
+    r = mj.check_derivative(loss, eqx.filter_grad(loss), model)
+    assert r.ok, r.message
+    assert r.shape == (sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))),)
+
+    def wrong(m):
+        g = eqx.filter_grad(loss)(m)
+        return eqx.tree_at(lambda t: t.layers[1].weight, g, g.layers[1].weight * 1.1)
+
+    bad = mj.check_derivative(loss, wrong, model)
+    assert not bad.ok and bad.witnesses["jacrev"].location.startswith("x.layers[1].weight[")
+
+
+def test_pytree_of_mixed_precision_is_checked_in_the_widest():
+    q = {"a": jnp.full(2, 0.5, jnp.float32), "b": jnp.full(2, 0.3)}
+    f = lambda q: jnp.sum(q["a"] ** 2) + jnp.sum(q["b"] ** 3)  # noqa: E731
+    r = mj.check_derivative(f, lambda q: {"a": 2 * q["a"], "b": 3 * q["b"] ** 2}, q)
+    assert r.ok and r.dtype == "float64", r.message
+    r = mj.check_derivative(f, lambda q: {"a": 2 * q["a"], "b": 2 * q["b"] ** 2}, q, directions=2)
+    assert not r.ok and r.mode == "directions"

@@ -81,6 +81,21 @@ def test_auto_mode_choice_tall_and_wide():
     np.testing.assert_allclose(mj.jacobian(loss)(x), mj.jacobian(loss, mode="fwd")(x), rtol=1e-12)
 
 
+def test_auto_mode_breaks_ties_toward_reverse():
+    """A square Jacobian (as many outputs as inputs) goes to reverse mode; one more output flips it."""
+    x = rand(6, 5)
+    square = lambda v: jnp.sin(v) * v.sum()  # noqa: E731
+    assert mj.jacobian_mode(square, x) == "rev"
+    assert mj.jacobian_mode(lambda v: jnp.concatenate([square(v), v[:1]]), x) == "fwd"
+    assert mj.jacobian_mode(lambda v: square(v)[:-1], x) == "rev"
+    # vec Jacobians of square matrices: reverse, identical values to mode="rev"
+    X = rand((3, 3), 6)
+    f = lambda X: X @ X  # noqa: E731
+    np.testing.assert_array_equal(mj.jacobian_matrix(f)(X), mj.jacobian_matrix(f, mode="rev")(X))
+    # the modes agree on the tie to rounding
+    np.testing.assert_allclose(mj.jacobian(square)(x), mj.jacobian(square, mode="fwd")(x), rtol=1e-14)
+
+
 def test_gradient_pytree_and_argnums():
     params = {"w": rand(3), "b": jnp.asarray(0.5)}
     x = rand(3, 2)

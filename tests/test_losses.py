@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,11 +16,6 @@ PLAIN = [(losses.sse, losses.sse_gradient), (losses.half_sse, losses.half_sse_gr
          (losses.mse, losses.mse_gradient)]
 RIDGE = [(losses.ridge_sse, losses.ridge_sse_gradient), (losses.ridge_half_sse, losses.ridge_half_sse_gradient),
          (losses.ridge_mse, losses.ridge_mse_gradient)]
-
-
-def rel_err(a, b):
-    a, b = np.asarray(mj.ravel_vec(a)[0]), np.asarray(mj.ravel_vec(b)[0])
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 @jax.jit

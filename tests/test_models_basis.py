@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,11 +12,6 @@ import mmljax as mj
 from mmljax.models import basis
 
 TOL64 = 1e-10
-
-
-def rel_err(a, b):
-    a, b = np.asarray(mj.ravel_vec(a)[0]), np.asarray(mj.ravel_vec(b)[0])
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 def make_basis(kind, size, activation="tanh"):
@@ -220,7 +216,7 @@ def test_errors_name_expected_and_received():
     r2 = basis.rbf(np.zeros((3, 2)), 1.0)
     with pytest.raises(ValueError, match=r"x has shape \(5, 3\).*\(n, 2\).*centres have shape \(3, 2\)"):
         basis.design_matrix(r2, jnp.ones((5, 3)))
-    with pytest.raises(ValueError, match="lengthscale must be a positive"):
+    with pytest.raises(ValueError, match="lengthscale must be > 0; got 0"):
         basis.rbf([0.0], 0.0)
     with pytest.raises(TypeError, match="params must be a BasisParams"):
         basis.apply(mj.models.linear.init(jax.random.key(0), 3), jnp.ones(4))

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,11 +12,6 @@ import mmljax as mj
 from mmljax.models import linear
 
 TOL64 = 1e-10
-
-
-def rel_err(a, b):
-    a, b = np.asarray(mj.ravel_vec(a)[0]), np.asarray(mj.ravel_vec(b)[0])
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 def problem(seed, n, d, k, bias, dtype=np.float64):
@@ -123,7 +119,7 @@ def test_init_shapes_and_dtype():
     assert p.theta.shape == (4,) and p.bias.shape == ()
     p = linear.init(jax.random.key(0), 4, 3, bias=False, dtype=jnp.float32)
     assert p.theta.shape == (4, 3) and p.bias is None and p.theta.dtype == jnp.float32
-    with pytest.raises(ValueError, match="in_features must be a positive integer"):
+    with pytest.raises(ValueError, match="in_features must be >= 1; got 0"):
         linear.init(jax.random.key(0), 0)
 
 

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -13,11 +14,6 @@ from mmljax.models import mlp
 
 TOL64 = 1e-10
 ACTS = ["tanh", "sigmoid", "relu", "softplus", "identity"]
-
-
-def rel_err(a, b):
-    a, b = np.asarray(mj.ravel_vec(a)[0]), np.asarray(mj.ravel_vec(b)[0])
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 def problem(sizes, activation, seed, n=5, dtype=np.float64):

@@ -3,7 +3,7 @@
 - `timing`: honest timing (compile and warm-up separate, blocking, interleaved samples);
 - `machine`: device and versions, and the machine's measured matmul peak and bandwidth;
 - `case`, `cases`: what is compared — every variant checked against the hand formula first;
-- `runner`, `suite`: compile, check, time; `targets`: the issue's targets judged on one run;
+- `runner`, `suite`: compile, check, time; `targets`: the performance targets judged on one run;
 - `report`: console tables, markdown, JSON, log-log plots.
 """
 

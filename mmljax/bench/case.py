@@ -9,9 +9,11 @@ that measure a machine limit on the same data (e.g. one read of `Φ`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
+
+from .._json import json_safe
+from .._validate import check_bool, check_int, check_real
 
 __all__ = ["ROLES", "SWEEPS", "Settings", "Variant", "Point", "Case", "VariantResult", "PointResult", "CaseResult"]
 
@@ -25,7 +27,7 @@ SWEEPS = ("full", "quick", "tiny")
 class Settings:
     """What to run.
 
-    `dtype` "float64" or "float32"; `sweep` the sizes: "full" (the issue's sweep), "quick" (under
+    `dtype` "float64" or "float32"; `sweep` the sizes: "full" (the whole sweep), "quick" (under
     two minutes on a 2-core CPU) or "tiny" (a smoke test in seconds, timings meaningless); `peers`
     also time optional peers (PyTorch) when importable; `seed` for the data;
     `memory_limit_bytes` skips a JAX variant whose compiled temporaries would exceed it (checked
@@ -47,6 +49,16 @@ class Settings:
             raise ValueError(f"Settings: dtype must be 'float32' or 'float64'; got {self.dtype!r}")
         if self.sweep not in SWEEPS:
             raise ValueError(f"Settings: sweep must be one of {SWEEPS}; got {self.sweep!r}")
+        check_bool(self.peers, "Settings", "peers")
+        check_int(self.seed, "Settings", "seed", minimum=0)
+        check_real(self.memory_limit_bytes, "Settings", "memory_limit_bytes", minimum=0.0, strict=True)
+        check_real(self.max_variant_s, "Settings", "max_variant_s", minimum=0.0, strict=True)
+        if not isinstance(self.only, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.only
+        ):
+            raise TypeError(f"Settings: only must be a tuple of (name, size) pairs; got {self.only!r}")
+        for name, value in self.only:
+            check_int(value, "Settings", f"only[{name!r}]", minimum=1)
 
     @property
     def quick(self) -> bool:
@@ -125,7 +137,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmark case: `number` is the issue's case number, `name` what `--case` selects;
+    """A benchmark case: `number` is the case's number (1-6), `name` what `--case` selects;
     `points(settings)` yields the sizes; `x_key` is the size on the plots' x-axis and `series_keys`
     the other sizes (one panel per combination)."""
 
@@ -136,7 +148,6 @@ class Case:
     points: Callable[[Settings], Iterator[Point]]
     x_key: str
     series_keys: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
 
 
 class VariantResult(NamedTuple):
@@ -171,13 +182,7 @@ class VariantResult(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
         d["samples_s"] = list(self.samples_s)
-        return {k: _finite_or_none(v) for k, v in d.items()}
-
-
-def _finite_or_none(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        return json_safe(d)
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .case import CaseResult, PointResult, VariantResult
 
 __all__ = ["fmt_time", "fmt_bytes", "markdown", "print_console", "write_json", "write_markdown", "write_plots"]
@@ -248,8 +249,10 @@ def write_plots(run, directory: str | Path) -> list[Path]:
         fig.suptitle(f"{c.name}: {c.title} ({run.settings.dtype}, {run.machine['device_kind']})", fontsize=10)
         fig.tight_layout()
         path = directory / f"{c.name}-{run.settings.dtype}.png"
-        fig.savefig(path, dpi=110)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
+        atomic_write_bytes(path, buf.getvalue())  # never a half-written image
         written.append(path)
     return written
 

@@ -235,8 +235,8 @@ def run_case(
     limits: Limits | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CaseResult:
-    """Run every point of `case`; a case whose inputs cannot be built (e.g. a missing optional
-    module) is returned with status "unavailable" and the reason."""
+    """Run every point of `case`; a case whose inputs cannot be built is returned with status
+    "error" and the reason (the other cases still run)."""
     result = CaseResult(case.name, case.number, case.title, case.description, case.x_key, case.series_keys)
     load_start = _load1()
     t0 = time.perf_counter()
@@ -248,8 +248,6 @@ def run_case(
             if progress:
                 progress(f"{case.name} {point.label or point.sizes}")
             result.points.append(run_point(point, settings, config, limits))
-    except ImportError as e:
-        result.status, result.message = "unavailable", _error_message(e)
     except Exception as e:  # building a case's inputs failed: report it, run the other cases
         if _debug():
             raise

@@ -1,4 +1,4 @@
-"""The issue's performance targets, judged on the ratios measured in one run.
+"""The performance targets, judged on the ratios measured in one run.
 
 Each target is a function of a `BenchRun` returning a `TargetResult`: the worst measured value
 over the points it covers, the threshold, met / missed / not measured, and the per-point values.

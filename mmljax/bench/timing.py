@@ -20,6 +20,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
+from .._validate import check_int, check_real
+
 __all__ = ["TimingConfig", "Timing", "call_blocking", "time_interleaved"]
 
 
@@ -37,12 +39,11 @@ class TimingConfig:
     max_number: int = 1_000_000
 
     def __post_init__(self):
-        if not self.min_sample_s > 0:
-            raise ValueError(f"TimingConfig: min_sample_s must be positive; got {self.min_sample_s}")
+        check_real(self.min_sample_s, "TimingConfig", "min_sample_s", minimum=0.0, strict=True)
+        check_int(self.samples, "TimingConfig", "samples")
         if self.samples < 5:
             raise ValueError(f"TimingConfig: at least 5 samples are needed for a median and a spread; got {self.samples}")
-        if self.max_number < 1:
-            raise ValueError(f"TimingConfig: max_number must be at least 1; got {self.max_number}")
+        check_int(self.max_number, "TimingConfig", "max_number", minimum=1)
 
 
 class Timing(NamedTuple):

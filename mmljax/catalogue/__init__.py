@@ -11,9 +11,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
+from .._validate import check_int
 from . import lectures, matrix, models, scalar, vector
 from ._identity import Identity as Identity
 from ._identity import IdentityReport as IdentityReport
+from ._identity import _check_sizes
 from ._identity import require_x64 as require_x64
 from ._identity import run_identity as run_identity
 
@@ -76,10 +78,10 @@ def run(
     for row in rows:
         if not isinstance(row, Identity):
             raise TypeError(f"run: expected mmljax.catalogue.Identity rows; got {type(row).__name__}")
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 4)
-    if workers < 1:
-        raise ValueError(f"run: workers must be at least 1; got {workers}")
+    workers = min(os.cpu_count() or 1, 4) if workers is None else check_int(workers, "run", "workers", minimum=1)
+    _check_sizes(sizes, "run")
+    check_int(seed, "run", "seed", minimum=0)
+    check_int(draws, "run", "draws", minimum=1)
     require_x64("mmljax.catalogue.run")
 
     def one(row: Identity) -> IdentityReport:

@@ -28,7 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checking import _minimiser_result, _program, _run_check, _Spec
+from .._json import json_safe
+from .._validate import check_int
+from ..checking import _is_array, _minimiser_result, _program, _run_check, _Spec, check_derivative
 
 __all__ = ["Identity", "IdentityReport", "run_identity", "require_x64", "FAST_COMPILE"]
 
@@ -57,7 +59,8 @@ class Identity:
     - `minimiser(*args)`: a hand-derived closed-form minimiser of the scalar `f(·, *args)`
       (checked by `check_minimiser`: vanishing gradient, positive-definite Hessian).
     - `sample(rng, size) -> (x, args)`: draws a valid input of the given size from the numpy
-      `Generator` `rng` (float64 arrays; explicit domains:
+      `Generator` `rng` (float64 arrays, or for `x` any pytree of them, e.g. a dict of parameters,
+      whose hand derivative has the same structure, as in `check_derivative`; explicit domains:
       positive for `log`, SPD for `log det`, well-conditioned for inverses). `args` is a tuple.
     - `sizes`, `medium_sizes`: sizes tried by `--sizes small` / `--sizes medium`. Each new input
       shape compiles a new witness program; a row whose input shape does not depend on the size
@@ -130,7 +133,6 @@ class IdentityReport:
     domain: str
     kind: str
     status: str
-    checker_ok: bool
     autodiff_rel: float
     finite_diff_rel: float
     taylor_order: float
@@ -149,8 +151,7 @@ class IdentityReport:
         return self.status in ("pass", "known wrong")
 
     def to_dict(self) -> dict[str, Any]:
-        fin = lambda v: float(v) if v is not None and np.isfinite(v) else None
-        return {
+        return json_safe({
             "name": self.name,
             "source": self.source,
             "domain": self.domain,
@@ -158,10 +159,10 @@ class IdentityReport:
             "status": self.status,
             "passed": self.passed,
             "expect_fail": self.expect_fail,
-            "autodiff_rel": fin(self.autodiff_rel),
-            "finite_diff_rel": fin(self.finite_diff_rel),
-            "taylor_order": fin(self.taylor_order),
-            "witnesses": {k: fin(v) for k, v in self.witnesses.items()},
+            "autodiff_rel": self.autodiff_rel,
+            "finite_diff_rel": self.finite_diff_rel,
+            "taylor_order": self.taylor_order,
+            "witnesses": dict(self.witnesses),
             "shapes": [list(s) for s in self.shapes],
             "sizes": list(self.sizes),
             "checks": self.checks,
@@ -169,7 +170,7 @@ class IdentityReport:
             "seconds": self.seconds,
             "message": self.message,
             "note": self.note,
-        }
+        })
 
 
 def _to_device(a):
@@ -239,6 +240,18 @@ def _draw(identity: Identity, rng: np.random.Generator, size: int):
     return _to_device(x), tuple(_to_device(a) for a in args)
 
 
+def _check_sizes(sizes: Any, where: str) -> None:
+    """`sizes` is "small", "medium" or a non-empty tuple of positive ints."""
+    if isinstance(sizes, str):
+        if sizes not in ("small", "medium"):
+            raise ValueError(f"{where}: sizes must be 'small', 'medium' or a tuple of ints; got {sizes!r}")
+        return
+    if not isinstance(sizes, (tuple, list)) or not sizes:
+        raise TypeError(f"{where}: sizes must be 'small', 'medium' or a non-empty tuple of ints; got {sizes!r}")
+    for s in sizes:
+        check_int(s, where, "sizes", minimum=1)
+
+
 def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", seed: int = 0, draws: int = 2) -> IdentityReport:
     """Check one identity at each of its sizes, `draws` random inputs each, in float64.
 
@@ -249,10 +262,11 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
     own code (status "error", with the exception in the message).
     """
     require_x64("run_identity")
-    if isinstance(sizes, str) and sizes not in ("small", "medium"):
-        raise ValueError(f"run_identity: sizes must be 'small', 'medium' or a tuple of ints; got {sizes!r}")
-    if draws < 1:
+    _check_sizes(sizes, "run_identity")
+    seed = check_int(seed, "run_identity", "seed", minimum=0)
+    if isinstance(draws, (int, np.integer)) and not isinstance(draws, bool) and draws < 1:
         raise ValueError(f"run_identity: draws must be at least 1; got {draws}")
+    draws = check_int(draws, "run_identity", "draws", minimum=1)
     size_list = identity.sizes if sizes == "small" else identity.medium_sizes if sizes == "medium" else tuple(sizes)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -279,9 +293,16 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
                     worst["newton_step"] = max(worst["newton_step"], r.relative_step)
                     worst["min_eigenvalue"] = min(worst["min_eigenvalue"], r.min_eigenvalue)
                 else:
-                    r = _run_check(program, f, identity.derivative, x, args, spec, identity.name,
-                                   None, int(rng.integers(2**31)))
-                    shape = tuple(np.shape(x))
+                    seed_d = int(rng.integers(2**31))
+                    if _is_array(x):
+                        r = _run_check(program, f, identity.derivative, x, args, spec, identity.name, None, seed_d)
+                        shape = tuple(np.shape(x))
+                    else:  # a pytree point: the checker flattens it (one compilation per draw)
+                        r = check_derivative(
+                            lambda z, a=args: f(z, *a), lambda z, a=args: identity.derivative(z, *a), x,
+                            order=identity.order, layout=identity.layout, rtol=identity.rtol, atol=identity.atol,
+                            fd_rtol=identity.fd_rtol, name=identity.name, seed=seed_d)
+                        shape = (sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(x)),)
                     for k, w in r.witnesses.items():
                         if k == "taylor":
                             if np.isfinite(w.max_rel):
@@ -323,7 +344,6 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
         domain=identity.domain,
         kind=identity.kind,
         status=status,
-        checker_ok=failed == 0 and error is None,
         autodiff_rel=ad,
         finite_diff_rel=fd,
         taylor_order=order,

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..layout import unvec
+from ..models.activations import ACTIVATIONS
 from ._identity import Identity
 from ._samplers import normal
 
@@ -174,12 +175,9 @@ def _normal_equations(xs, y):
 
 # ---- Lecture 2: learned features σ(Ax + b) and a deep composition --------------------------------
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + jnp.exp(-z))
-
-
-def _dsigmoid(z):
-    return _sigmoid(z) * (1.0 - _sigmoid(z))
+# σ and σ′ of the models' activation table (mmljax.models.activations), not a copy.
+_sigmoid = ACTIVATIONS["sigmoid"].f
+_dsigmoid = ACTIVATIONS["sigmoid"].df
 
 
 def _layer_sample(rng, n):

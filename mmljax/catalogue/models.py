@@ -14,6 +14,7 @@ import numpy as np
 
 from ..layout import ravel_vec
 from ..models import basis, linear, mlp
+from ..models.activations import ACTIVATIONS
 from ._identity import Identity
 from ._samplers import normal
 
@@ -96,6 +97,7 @@ def _mlp_template(sizes, activation):
 
 
 _MLP_TANH = _mlp_template([3, 4, 3, 2], "tanh")
+_TANH = ACTIVATIONS["tanh"].f
 _MLP_SOFTPLUS = _mlp_template([2, 5, 1], "softplus")
 _MLP_GN = _mlp_template([2, 3, 2], "sigmoid")
 
@@ -135,7 +137,7 @@ def _backprop_without_sigma_prime(v, X, Y):
     Fs = [X]
     for l, (A, b) in enumerate(params.layers):
         Z = Fs[-1] @ A.T + b
-        Fs.append(Z if l == len(params.layers) - 1 else jnp.tanh(Z))
+        Fs.append(Z if l == len(params.layers) - 1 else _TANH(Z))
     delta, grads = Fs[-1] - Y, []
     for l in range(len(params.layers) - 1, -1, -1):
         grads.append(mlp.Layer(delta.T @ Fs[l], delta.sum(0)))

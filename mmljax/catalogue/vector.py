@@ -11,8 +11,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ..models.activations import ACTIVATIONS
 from ._identity import Identity
 from ._samplers import normal, spd, symmetric
+
+_SIGMOID = ACTIVATIONS["sigmoid"]
 
 CB = "Matrix Cookbook"
 CB_FORMS = CB + " §2.4 (matrices, vectors and scalar forms)"
@@ -20,10 +23,6 @@ CB_NORMS = CB + " §2.6 (vector norms)"
 # The Cookbook writes ∂f/∂x of a scalar as a column vector (denominator layout); the numerator-layout
 # derivative is its transpose, the 1 x n row, which mmljax stores 1-D: the same numbers.
 DENOM = "the Cookbook's column vector is the denominator-layout gradient; mmljax stores it 1-D (same numbers)"
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + jnp.exp(-x))
 
 
 def _softmax(x):
@@ -148,8 +147,8 @@ IDENTITIES = (
     ),
     Identity(
         name="Jacobian of elementwise σ(x): diag(σ(x) ⊙ (1 − σ(x)))", source="Lecture 2 (diagonal Jacobians)",
-        domain="vector", f=lambda x: 1.0 / (1.0 + jnp.exp(-x)),
-        derivative=lambda x: jnp.diag(_sigmoid(x) * (1 - _sigmoid(x))),
+        domain="vector", f=_SIGMOID.f,
+        derivative=lambda x: jnp.diag(_SIGMOID.df(x)),
         sample=lambda rng, n: (2 * normal(rng, (n,)), ()),
     ),
     Identity(

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module `mmljax.cli.<name>` exposing `NAME`, `HELP`,
 `add_arguments(parser)` and `run(args) -> int`. User errors (bad files, bad options, bad shapes)
-print one line and exit with status 2; set `MMLJAX_DEBUG=1` for the traceback.
+print one line on stderr and exit with status 2; so does an output file that cannot be written or
+would overwrite an input (checked before any work where possible). Status 1 is reserved for "a
+check failed / an accuracy bar missed". Set `MMLJAX_DEBUG=1` for the traceback.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args))
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
         if os.environ.get("MMLJAX_DEBUG"):
             raise
         print(f"mmljax {args.command}: error: {e}", file=sys.stderr)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
+
+from ._output import check_outputs, write_output
 
 NAME = "bench"
 HELP = "time hand-derived derivatives against autodiff (and peers) on this device"
@@ -23,10 +26,11 @@ Timing: compile time and the warm-up call are reported separately; every call is
 >= 5 samples is reported with min and spread; variants of one size are timed interleaved. The
 machine's matmul GFLOP/s and streaming bandwidth are measured in the same run, and compute- or
 memory-bound cases are reported as a fraction of them. JAX variants whose compiled temporaries
-exceed --memory-limit are skipped before running. The issue's targets are judged at the end.
+exceed --memory-limit are skipped before running. The performance targets are judged at the end.
 
 Exit status: 0 when every variant agreed with the hand formula, 1 when any was rejected or
-failed, 2 on a usage error. Missed performance targets do not change the exit status.
+failed, 2 on a usage error (including a --only that selects no size, and an output that cannot be
+written). Missed performance targets do not change the exit status.
 """
 
 
@@ -36,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sweep.add_argument("--tiny", action="store_true",
                        help="smoke test: tiny sizes, every variant still checked; seconds, timings meaningless")
     p.add_argument("--case", action="append", default=[], metavar="NAME",
-                   help="run only this case: name, substring, glob or issue number 1-6 (repeatable)")
+                   help="run only this case: name, substring, glob or case number 1-6 (repeatable)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--only", metavar="SIZES", default="",
                    help="run only the points with these sizes, e.g. --only N=1000000,D=100")
@@ -88,6 +92,32 @@ def _parse_only(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+def _check_only_keys(only: tuple[tuple[str, int], ...], cases) -> None:
+    """Each `--only` name must be a size of some selected case (checked before anything runs)."""
+    keys = {k for c in cases for k in (c.x_key, *c.series_keys)}
+    for key, value in only:
+        if key not in keys:
+            raise ValueError(f"--only {key}={value}: no selected case has a size called {key!r}; the sizes are "
+                             f"{', '.join(sorted(keys))}")
+        if value < 1:
+            raise ValueError(f"--only {key}={value}: sizes are positive integers")
+
+
+def _sizes_text(cases, settings) -> str:
+    """The sizes the cases have in this sweep, e.g. `vec-kron: n=3, 5` (cheap: from the points' labels)."""
+    parts = []
+    for c in cases:
+        values: dict[str, list[int]] = {}
+        try:
+            for p in c.points(dataclasses.replace(settings, only=())):
+                for k, v in p.sizes.items():
+                    values.setdefault(k, []).append(v) if v not in values.get(k, []) else None
+        except Exception:  # noqa: BLE001 - listing sizes is a courtesy in an error message
+            continue
+        parts.append(f"{c.name}: " + "; ".join(f"{k}={', '.join(map(str, v))}" for k, v in values.items()))
+    return " | ".join(parts) or "no sizes"
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run (recorded in the JSON and markdown)."""
     parts = ["mmljax", "bench"]
@@ -127,13 +157,18 @@ def run(args: argparse.Namespace) -> int:
         for c in selected:
             console.print(f"{c.number}  {c.name:18s} {c.title}", highlight=False)
         return 0
-    if args.min_sample_s <= 0:
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
+    if not args.min_sample_s > 0:
         raise ValueError(f"--min-sample-s must be positive; got {args.min_sample_s}")
     if args.samples < 5:
         raise ValueError(f"--samples must be at least 5 (a median and a spread need them); got {args.samples}")
     if args.memory_limit is not None and args.memory_limit <= 0:
         raise ValueError(f"--memory-limit must be a positive number of GB; got {args.memory_limit}")
     only = _parse_only(args.only)
+    _check_only_keys(only, selected)
+    check_outputs([("--json", args.json, "file"), ("--markdown", args.markdown, "file"),
+                   ("--plot", args.plot, "directory")])
     max_variant_s = args.max_variant_s if args.max_variant_s is not None else (5.0 if args.quick or args.tiny else 60.0)
     if max_variant_s <= 0:
         raise ValueError(f"--max-variant-s must be positive; got {max_variant_s}")
@@ -151,12 +186,15 @@ def run(args: argparse.Namespace) -> int:
                               command=command,
                               progress=lambda msg: status.update(f"mmljax bench: {msg}"))
     print_console(run_, console)
+    if only and not any(c.points for c in run_.cases):
+        sizes = _sizes_text(selected, settings)
+        raise ValueError(f"--only {args.only} selects no size of the chosen case(s) ({sizes}); nothing was timed")
     if args.json:
-        write_json(run_, args.json)
+        write_output("--json", args.json, lambda: write_json(run_, args.json))
     if args.markdown:
-        write_markdown(run_, args.markdown)
+        write_output("--markdown", args.markdown, lambda: write_markdown(run_, args.markdown))
     if args.plot:
-        for path in write_plots(run_, args.plot):
+        for path in write_output("--plot", args.plot, lambda: write_plots(run_, args.plot)):
             console.print(f"plot: {path}", highlight=False)
     counts = summary(run_)
     bad = counts.get("rejected", 0) + counts.get("error", 0)

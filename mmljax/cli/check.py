@@ -42,6 +42,8 @@ import re
 import time
 from pathlib import Path
 
+from ._output import check_outputs, write_output
+
 NAME = "check"
 HELP = "verify every hand-derived derivative against autodiff and finite differences"
 DESCRIPTION = """\
@@ -191,11 +193,15 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import __version__, catalogue
     from .._io import atomic_write_json
+    from .._json import json_safe
 
     if args.draws < 1:
         raise ValueError(f"--draws must be at least 1; got {args.draws}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1; got {args.workers}")
+    check_outputs([("--json", args.json, "file")], inputs=args.load)
     for path in args.load:
         _load_user_file(path)
     rows = catalogue.select(args.pattern)
@@ -237,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         import jaxlib
         import numpy
 
-        atomic_write_json(args.json, {
+        doc = json_safe({
             "schema": "mmljax.check/1",
             "ok": not failed,
             "passed": n_pass,
@@ -251,4 +257,5 @@ def run(args: argparse.Namespace) -> int:
             "device": str(jax.devices()[0]),
             "entries": [dict(r.to_dict(), group=source_group(r.source, r.domain)) for r in reports],
         })
+        write_output("--json", args.json, lambda: atomic_write_json(args.json, doc))
     return 0 if not failed else 1

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._output import check_outputs, plot_format, write_output
+
 NAME = "fit"
 HELP = "fit StRD datasets or your own data by least squares (LRE table, coefficients, statistics)"
 DESCRIPTION = """\
@@ -33,7 +35,8 @@ to [-1, 1] and mapped back exactly).
 Features (--features): linear (all feature columns, with intercept), poly:K (degree-K polynomial
 of the single feature column), rbf:K (intercept + K Gaussian bumps spread over the range),
 fourier:K (1, cos(w_j x), sin(w_j x) for j = 1..K, w_j = 2 pi j / range).
-Exit status: 0 success, 1 an accuracy bar missed, 2 usage or data error.
+Exit status: 0 success, 1 an accuracy bar missed, 2 usage or data error (including an output that
+cannot be written or would overwrite the input file).
 """
 
 COEF_BAR, STAT_BAR = 12.0, 10.0
@@ -356,23 +359,9 @@ def _plot(fit: _Fit, path: str) -> None:
     bottom.set_ylabel("residual")
     fig.tight_layout()
     buf = io.BytesIO()
-    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else "png"
-    fig.savefig(buf, format=suffix if suffix in ("png", "pdf", "svg") else "png", dpi=120)
+    fig.savefig(buf, format=plot_format(path), dpi=120)
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _finite(obj: Any) -> Any:
-    """JSON-safe: NaN/Inf become None (strict JSON has no such numbers)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+    write_output("--plot", path, lambda: atomic_write_bytes(path, buf.getvalue()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -382,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .._io import atomic_write_json
+    from .._json import json_safe
     from ..data import load_csv, load_strd
 
     if not math.isfinite(args.ridge) or args.ridge < 0:
@@ -390,6 +380,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--target goes with --csv FILE")
     if args.csv is not None and args.target is None:
         raise ValueError("--csv needs --target COL (the column to predict)")
+    if args.plot is not None and args.dataset is None and args.csv is None:
+        raise ValueError("--features and --plot need --dataset NAME or --csv FILE")
+    # Outputs are checked before any work: never over the input CSV, a known image format, a writable place.
+    check_outputs([("--json", args.json, "file"), ("--plot", args.plot, "plot")],
+                  inputs=[args.csv] if args.csv else [])
     console = Console()
     if not console.is_terminal:  # files and pipes: do not squeeze tables into 80 columns
         console = Console(width=150)
@@ -417,6 +412,7 @@ def run(args: argparse.Namespace) -> int:
             _plot(fit, args.plot)
             console.print(f"plot written to {args.plot}", highlight=False)
     if args.json:
-        atomic_write_json(args.json, _finite({"schema": "mmljax.fit/1", **out, "versions": {
-            "jax": jax.__version__, "python": platform.python_version()}}))
+        doc = json_safe({"schema": "mmljax.fit/1", **out, "versions": {
+            "jax": jax.__version__, "python": platform.python_version()}})
+        write_output("--json", args.json, lambda: atomic_write_json(args.json, doc))
     return status

@@ -9,6 +9,7 @@ and `hand_jacobian` (per-example, `(n·k, P)`); `linear` and `basis` also `hand_
 `hand_gauss_newton`. Flat parameter order is always `mmljax.ravel_vec(params)`.
 """
 
+from . import activations as activations
 from . import basis as basis
 from . import linear as linear
 from . import mlp as mlp

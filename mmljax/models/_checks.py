@@ -9,6 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
+
+
+def as_array(a: Any, where: str, what: str) -> jnp.ndarray:
+    """`jnp.asarray(a)`, or a TypeError naming the argument when `a` is not numeric (None, strings)."""
+    if a is None or isinstance(a, (str, bytes)):
+        raise TypeError(f"{where}: {what} must be a floating array; got {a!r} ({type(a).__name__})")
+    try:
+        return jnp.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {what} must be a floating array; got {type(a).__name__} ({e})") from None
 
 
 def shape_of(a: Any) -> tuple[int, ...]:
@@ -26,7 +37,7 @@ def require_floating(a: Any, where: str, what: str) -> None:
 
 def inputs_2d(x: Any, d: int, where: str, source: str) -> jnp.ndarray:
     """`x` as an `(n, d)` array; `source` says where `d` comes from (e.g. "theta has shape (3,)")."""
-    x = jnp.asarray(x)
+    x = as_array(x, where, "x")
     if x.ndim != 2:
         hint = "reshape with x[:, None]" if (x.ndim == 1 and d == 1) else (
             "a single example? pass x[None, :]" if x.shape == (d,) else f"pass an array of shape (n, {d})"
@@ -45,7 +56,7 @@ def inputs_2d(x: Any, d: int, where: str, source: str) -> jnp.ndarray:
 
 def inputs_1d(x: Any, where: str, basis: str) -> jnp.ndarray:
     """Scalar inputs: `(n,)` (or `(n, 1)`, squeezed to `(n,)`)."""
-    x = jnp.asarray(x)
+    x = as_array(x, where, "x")
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 1:
@@ -59,7 +70,7 @@ def inputs_1d(x: Any, where: str, basis: str) -> jnp.ndarray:
 
 def targets(y: Any, expected: tuple[int, ...], where: str) -> jnp.ndarray:
     """`y` must have exactly the shape of the predictions (no broadcasting)."""
-    y = jnp.asarray(y)
+    y = as_array(y, where, "y")
     if y.shape != tuple(expected):
         hint = ""
         if len(expected) == 1 and y.shape == (expected[0], 1):
@@ -71,6 +82,19 @@ def targets(y: Any, expected: tuple[int, ...], where: str) -> jnp.ndarray:
         )
     require_floating(y, where, "y")
     return y
+
+
+def float_dtype(dtype: Any, where: str) -> Any:
+    """`dtype` (default: JAX's default float) after checking it is a real floating dtype."""
+    if dtype is None:
+        return jnp.result_type(float)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be a floating dtype such as jnp.float64; got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"{where}: dtype must be a real floating dtype (float32 or float64); got {dt.name}")
+    return dt
 
 
 def params_type(params: Any, cls: type, where: str, init: str) -> None:

@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validate import is_concrete
+from .._validate import check_int, check_real, is_concrete
 from . import _checks
-from ._activations import get_activation
+from .activations import get_activation
 
 __all__ = [
     "Polynomial",
@@ -66,7 +66,12 @@ def _frozen(a: Any, ndim: tuple[int, ...], where: str, what: str) -> tuple:
             f"{where}: {what} must be concrete (it is part of the basis, not a parameter); got a "
             "traced value — build the basis outside jit/grad"
         )
-    arr = np.asarray(a, dtype=np.float64)
+    if np.iscomplexobj(a):
+        raise TypeError(f"{where}: {what} must be real numbers; got a complex array")
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: {what} must be an array of real numbers; got {a!r}") from None
     if arr.ndim not in ndim or arr.size == 0:
         raise ValueError(f"{where}: {what} must be a non-empty array with {' or '.join(map(str, ndim))} axes; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -164,22 +169,26 @@ _BASES = (Polynomial, RBF, Fourier, Learned)
 
 def polynomial(degree: int, ordering: str) -> Polynomial:
     """Polynomial basis of `degree`; `ordering` "increasing" `[1, x, x²]` or "decreasing" `[x², x, 1]`."""
-    if not isinstance(degree, (int, np.integer)) or degree < 0:
-        raise ValueError(f"basis.polynomial: degree must be a non-negative integer; got {degree!r}")
-    if ordering not in _ORDERINGS:
+    degree = check_int(degree, "basis.polynomial", "degree", minimum=0)
+    if not isinstance(ordering, str) or ordering not in _ORDERINGS:
         raise ValueError(
             f"basis.polynomial: ordering must be 'increasing' ([1, x, x², …], Lecture 2) or "
             f"'decreasing' ([…, x², x, 1], Lecture 1.3); got {ordering!r}"
         )
-    return Polynomial(int(degree), ordering)
+    return Polynomial(degree, ordering)
 
 
 def rbf(centres: Any, lengthscale: float) -> RBF:
     """Gaussian RBF basis; `centres` `(m,)` (scalar inputs) or `(m, d)`; `lengthscale` ℓ > 0."""
     c = _frozen(centres, (1, 2), "basis.rbf", "centres")
-    ell = float(lengthscale)
-    if not (np.isfinite(ell) and ell > 0):
-        raise ValueError(f"basis.rbf: lengthscale must be a positive number; got {lengthscale!r}")
+    ell = check_real(lengthscale, "basis.rbf", "lengthscale", minimum=0.0, strict=True)
+    sq = ell * ell
+    if not (sq > 0 and np.isfinite(sq) and np.isfinite(1 / (2 * sq))):
+        raise ValueError(
+            f"basis.rbf: lengthscale {ell:g} squares to {sq:g} in float64 (the features divide by 2ℓ²), "
+            "so every feature would be NaN or constant; rescale x (and the centres) so that the "
+            "lengthscale is between about 1e-150 and 1e150"
+        )
     return RBF(c, ell)
 
 
@@ -190,11 +199,10 @@ def fourier(frequencies: Any) -> Fourier:
 
 def learned(in_features: int, width: int, activation: str = "tanh") -> Learned:
     """The learned feature layer `σ(Ax + b)` of Lecture 2, mapping `R^in_features → R^width`."""
-    for name, v in (("in_features", in_features), ("width", width)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"basis.learned: {name} must be a positive integer; got {v!r}")
+    in_features = check_int(in_features, "basis.learned", "in_features", minimum=1)
+    width = check_int(width, "basis.learned", "width", minimum=1)
     get_activation(activation, "basis.learned")
-    return Learned(int(in_features), int(width), activation)
+    return Learned(in_features, width, activation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,9 +236,8 @@ def init(key: Array, basis: Basis, out_features: int = 1, dtype=None) -> BasisPa
     `A ~ N(0, 1/d)` and `b ~ N(0, 0.1²)`.
     """
     _require_basis(basis, "basis.init")
-    if not isinstance(out_features, (int, np.integer)) or out_features < 1:
-        raise ValueError(f"basis.init: out_features must be a positive integer; got {out_features!r}")
-    dtype = dtype or jnp.result_type(float)
+    out_features = check_int(out_features, "basis.init", "out_features", minimum=1)
+    dtype = _checks.float_dtype(dtype, "basis.init")
     F = basis.n_features
     kt, ka, kb = jax.random.split(key, 3)
     shape = (F,) if out_features == 1 else (F, out_features)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validate import check_bool, check_int
 from . import _checks
 
 __all__ = [
@@ -58,10 +59,10 @@ def init(
 
     **Returns:** `LinearParams` with `Θ ~ N(0, 1/d)` entrywise and `b = 0`.
     """
-    for name, v in (("in_features", in_features), ("out_features", out_features)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"linear.init: {name} must be a positive integer; got {v!r}")
-    dtype = dtype or jnp.result_type(float)
+    in_features = check_int(in_features, "linear.init", "in_features", minimum=1)
+    out_features = check_int(out_features, "linear.init", "out_features", minimum=1)
+    bias = check_bool(bias, "linear.init", "bias")
+    dtype = _checks.float_dtype(dtype, "linear.init")
     shape = (in_features,) if out_features == 1 else (in_features, out_features)
     theta = jax.random.normal(key, shape, dtype) / float(np.sqrt(in_features))
     b = jnp.zeros(shape[1:], dtype) if bias else None

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validate import check_int
 from . import _checks
-from ._activations import ACTIVATIONS, get_activation
+from .activations import ACTIVATIONS, get_activation
 
 __all__ = [
     "Layer",
@@ -70,12 +71,11 @@ def init(key: Array, sizes: Sequence[int], activation: str = "tanh", dtype=None)
 
     **Returns:** `MLPParams` with `A_l ~ N(0, 1/sizes[l−1])` and `b_l = 0`.
     """
-    sizes = list(sizes) if not isinstance(sizes, (int, np.integer)) else sizes
-    if (not isinstance(sizes, list) or len(sizes) < 2
-            or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes)):
+    if isinstance(sizes, (int, np.integer, str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
         raise ValueError(f"mlp.init: sizes must be [in, hidden..., out], at least two positive integers; got {sizes!r}")
+    sizes = [check_int(s, "mlp.init", f"sizes[{i}]", minimum=1) for i, s in enumerate(sizes)]
     get_activation(activation, "mlp.init")
-    dtype = dtype or jnp.result_type(float)
+    dtype = _checks.float_dtype(dtype, "mlp.init")
     keys = jax.random.split(key, len(sizes) - 1)
     layers = tuple(
         Layer(jax.random.normal(k, (m, n), dtype) / float(np.sqrt(n)), jnp.zeros((m,), dtype))

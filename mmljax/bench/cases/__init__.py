@@ -1,4 +1,4 @@
-"""The benchmark cases, in the order of the issue (1–6), selectable by name or number."""
+"""The benchmark cases, numbered 1–6, selectable by name or number."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cases 3 and 4: the MLP of the models issue (`mmljax.models.mlp`, tanh hidden layers).
+"""Cases 3 and 4: the MLP of `mmljax.models` (`mlp`, tanh hidden layers).
 
 - gradient of `½ Σ_n (y_n − f(x_n))²`: hand backprop (`mlp.hand_gradient`) vs `jax.grad` vs
   `mmljax.gradient`;
@@ -19,6 +19,7 @@ import numpy as np
 from ... import derivatives as mjd
 from ... import kernels
 from ...layout import ravel_vec
+from ...models import mlp
 from ..case import Case, Point, Settings, Variant
 from ._common import torch_or_reason, torch_sync, torch_tensor, torch_to_numpy
 
@@ -46,14 +47,7 @@ TINY, SMALL, MEDIUM, LARGE_JAC = [3, 5, 4, 1], [8, 32, 32, 1], [16, 64, 64, 1], 
 GRAD_ARCHS = ([64, 128, 128, 1], [64, 512, 512, 512, 1])
 
 
-def _mlp():
-    from ...models import mlp  # the models issue; ImportError makes the case "unavailable"
-
-    return mlp
-
-
 def _setup(settings: Settings, sizes: list[int], n: int):
-    mlp = _mlp()
     dt = jnp.dtype(settings.dtype)
     key = jax.random.fold_in(jax.random.key(settings.seed), len(sizes) * 1000 + sizes[1])
     kp, kx, ky = jax.random.split(key, 3)
@@ -129,7 +123,7 @@ MLP_GRADIENT = Case(
     name="mlp-gradient",
     number=3,
     title="MLP loss gradient (tanh), hand backprop vs autodiff",
-    description=("Hand backpropagation from the models issue vs jax.grad vs mmljax.gradient (and torch.func.grad "
+    description=("Hand backpropagation (mlp.hand_gradient) vs jax.grad vs mmljax.gradient (and torch.func.grad "
                  "with --peers). Compute-bound for width ≥ 256: % of the measured matmul peak."),
     points=_gradient_points,
     x_key="batch",
