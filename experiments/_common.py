@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
+import json
 import os
 import platform
 import sys
@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import numpy as np
 from matplotlib.figure import Figure
 
 import mmljax as mj
-from mmljax._io import atomic_write_bytes, atomic_write_json
+from mmljax.io import atomic_write_bytes, atomic_write_json, json_safe
 
 DEVICES = ("auto", "cpu", "gpu")
 DPI = 72
@@ -83,25 +82,9 @@ def versions() -> dict[str, str]:
 
 
 def jsonable(obj: Any) -> Any:
-    """Plain JSON types: arrays to (nested) lists, NaN/Inf to None, tuples to lists."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (jax.Array, np.ndarray)):
-        return jsonable(np.asarray(obj).tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"results.json: cannot store a value of type {type(obj).__name__}: {obj!r}")
+    """Plain JSON types, exactly as `results.json` reads back: `mmljax.io.json_safe` (arrays to lists,
+    NaN/Inf to None), then dict keys as strings and tuples as lists."""
+    return json.loads(json.dumps(json_safe(obj), allow_nan=False))
 
 
 def figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: float = 3.2, **kwargs):

@@ -35,7 +35,7 @@ import optax
 
 import mmljax as mj
 from experiments import _common
-from mmljax._io import atomic_write_bytes, atomic_write_json
+from mmljax.io import atomic_write_bytes, atomic_write_json
 
 NAME = "deep_regression"
 DESCRIPTION = "Learned features and MLPs of growing width/depth with optax: fits, features, hand backprop = jax.grad, Hessian spectrum."

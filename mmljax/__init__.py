@@ -13,6 +13,7 @@ from . import data as data
 from . import distributed as distributed
 from . import errors as errors
 from . import finite_diff as finite_diff
+from . import io as io
 from . import linalg as linalg
 from . import losses as losses
 from . import models as models

@@ -48,6 +48,11 @@ __all__ = [
     "MinimiserResult",
     "check_minimiser",
     "default_tolerances",
+    "minimiser_verdict",
+    "CheckSpec",
+    "witness_program",
+    "run_witnesses",
+    "is_array_point",
 ]
 
 # Largest Jacobian (elements) built densely by the checker; beyond it, random directions.
@@ -286,21 +291,21 @@ def check_derivative(
     if not callable(hand):
         _require_numeric_tree(hand, where, "hand")
     hand_fn = hand if callable(hand) else (lambda z, _h=hand: _h)
-    if not _is_array(x):
+    if not is_array_point(x):
         return _check_tree(f, hand_fn, x, spec, name, directions, seed)
-    program = _program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), spec.order)
-    return _run_check(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=2)
+    program = witness_program(lambda z, *a: f(z), lambda z, *a: hand_fn(z), spec.order)
+    return run_witnesses(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=2)
 
 
-def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> "_Spec":
+def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> "CheckSpec":
     order = check_int(order, where, "order", minimum=1, maximum=2)
     check_choice(layout, where, "layout", ("tensor", "vec"))
     tols = [None if t is None else check_real(t, where, n, minimum=0.0)
             for n, t in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol))]
-    return _Spec(order, layout, *tols)
+    return CheckSpec(order, layout, *tols)
 
 
-def _is_array(x: Any) -> bool:
+def is_array_point(x: Any) -> bool:
     """A single array-like point (the original API), as opposed to a pytree of them."""
     if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) and not isinstance(x, bool):
         return True
@@ -332,7 +337,7 @@ def _inexact(leaf: Any) -> bool:
     return eqx.is_inexact_array(leaf)
 
 
-def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckResult:
+def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> CheckResult:
     """`check_derivative` for a pytree `x`: flatten with `ravel_vec`, check, name leaves in the report."""
     where = f"check_derivative[{name}]"
     params, static = eqx.partition(x, _inexact)
@@ -423,9 +428,9 @@ def _check_tree(f, hand_fn, x, spec: "_Spec", name, directions, seed) -> CheckRe
                 for i in range(len(shapes))], 0)
 
     H = lambda v: to_flat(hand_fn(point(v)))  # noqa: E731
-    program = _program(lambda z, *a: F(z), lambda z, *a: H(z), spec.order)
+    program = witness_program(lambda z, *a: F(z), lambda z, *a: H(z), spec.order)
     internal = spec if spec.layout == "vec" else spec._replace(layout="tensor")
-    result = _run_check(program, F, lambda z: H(z), flat, (), internal, name, directions, seed, stacklevel=3)
+    result = run_witnesses(program, F, lambda z: H(z), flat, (), internal, name, directions, seed, stacklevel=3)
     result.layout = spec.layout
     if not result.witnesses:
         return result
@@ -475,7 +480,10 @@ def _locator(names, shapes, sizes, out_shape, spec) -> Callable[[tuple], str]:
     return locate
 
 
-class _Spec(NamedTuple):
+class CheckSpec(NamedTuple):
+    """The options of one check (`order`, `layout`, tolerances; None means the dtype's default), as
+    `check_derivative` takes them; `run_witnesses` validates them."""
+
     order: int
     layout: str
     rtol: float | None
@@ -483,7 +491,7 @@ class _Spec(NamedTuple):
     fd_rtol: float | None
 
 
-def _program(f: Callable, hand: Callable, order: int) -> Callable:
+def witness_program(f: Callable, hand: Callable, order: int) -> Callable:
     """One jitted program computing every witness array for `check_derivative`.
 
     Compiling the hand value, jacfwd, jacrev, the finite differences and the Taylor evaluations
@@ -509,7 +517,13 @@ def _program(f: Callable, hand: Callable, order: int) -> Callable:
     return jax.jit(witnesses)
 
 
-def _run_check(program, f, hand, x, args, spec: _Spec, name, directions, seed, stacklevel=2) -> CheckResult:
+def run_witnesses(program, f, hand, x, args, spec: CheckSpec, name, directions, seed, stacklevel=2) -> CheckResult:
+    """`check_derivative` of `f(x, *args)` against `hand(x, *args)` with a `witness_program(f, hand, order)`
+    built once and reused for many points of the same shapes (what the catalogue does for each identity).
+
+    **Arguments:** `x` an array point; `args` a tuple of extra arguments; `spec` a `CheckSpec`; `name`,
+    `directions`, `seed` as in `check_derivative`. **Returns:** a `CheckResult`.
+    """
     order, layout = spec.order, spec.layout
     _validated_spec("check_derivative", order, layout, spec.rtol, spec.atol, spec.fd_rtol)
     if directions is not None:
@@ -809,4 +823,3 @@ def minimiser_verdict(name: str, flat, g, H, tol: float | None = None, eig_tol: 
                            message=msg)
 
 
-_minimiser_result = minimiser_verdict  # the former private name

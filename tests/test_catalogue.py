@@ -262,13 +262,13 @@ def test_fast_compile_options_do_not_change_the_numbers():
     import jax
 
     from mmljax.catalogue._identity import FAST_COMPILE, _draw
-    from mmljax.checking import _program
+    from mmljax.checking import witness_program
 
     for name in ("∂det(XᵀAX)/∂X = det(XᵀAX)(AX", "Hessian of ln|det X| (vec)"):
         row = next(r for r in matrix.IDENTITIES if r.name.startswith(name))
         x, args = _draw(row, np.random.default_rng(0), 3)
         v = jax.device_put(np.random.default_rng(1).standard_normal(x.shape))
-        lowered = _program(row.f, row.derivative, row.order).lower(x, v, args)
+        lowered = witness_program(row.f, row.derivative, row.order).lower(x, v, args)
         try:
             fast = lowered.compile(FAST_COMPILE)(x, v, args)
         except Exception as e:  # an XLA without these options: the runner falls back, nothing to compare

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._json import json_safe
 from .._validate import check_int
-from ..checking import _is_array, _minimiser_result, _program, _run_check, _Spec, check_derivative
+from ..checking import CheckSpec, check_derivative, is_array_point, minimiser_verdict, run_witnesses, witness_program
 
 __all__ = ["Identity", "IdentityReport", "run_identity", "require_x64", "FAST_COMPILE"]
 
@@ -278,9 +278,9 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
     first_msg = fail_msg = ""
     error = None
     f = identity.f
-    program = None if is_min else _Compiled(_program(f, identity.derivative, identity.order))
+    program = None if is_min else _Compiled(witness_program(f, identity.derivative, identity.order))
     min_program = _Compiled(jax.jit(lambda t, a: (jax.grad(f)(t, *a), jax.hessian(f)(t, *a)))) if is_min else None
-    spec = _Spec(identity.order, identity.layout, identity.rtol, identity.atol, identity.fd_rtol)
+    spec = CheckSpec(identity.order, identity.layout, identity.rtol, identity.atol, identity.fd_rtol)
     try:
         for size in size_list:
             for d in range(draws):
@@ -288,14 +288,14 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
                 if is_min:
                     theta = jnp.asarray(identity.minimiser(*args))
                     g, H = min_program(theta, args)
-                    r = _minimiser_result(identity.name, jnp.ravel(theta), g, H, identity.rtol)
+                    r = minimiser_verdict(identity.name, jnp.ravel(theta), g, H, identity.rtol)
                     shape = tuple(np.shape(theta))
                     worst["newton_step"] = max(worst["newton_step"], r.relative_step)
                     worst["min_eigenvalue"] = min(worst["min_eigenvalue"], r.min_eigenvalue)
                 else:
                     seed_d = int(rng.integers(2**31))
-                    if _is_array(x):
-                        r = _run_check(program, f, identity.derivative, x, args, spec, identity.name, None, seed_d)
+                    if is_array_point(x):
+                        r = run_witnesses(program, f, identity.derivative, x, args, spec, identity.name, None, seed_d)
                         shape = tuple(np.shape(x))
                     else:  # a pytree point: the checker flattens it (one compilation per draw)
                         r = check_derivative(
