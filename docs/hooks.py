@@ -354,8 +354,8 @@ def include_markdown(relpath: str) -> str:
         target = (path.parent / m.group(2)).resolve().relative_to(ROOT).as_posix()
         for src, dest in FIGURE_DIRS.items():
             if target.startswith(src + "/"):
-                if not (ROOT / target).is_file():
-                    raise DocsError(f"{relpath}: figure {m.group(2)} does not exist")
+                if ROOT / target not in committed_figures(src):
+                    raise DocsError(f"{relpath}: figure {m.group(2)} is not a committed file")
                 return f"![{m.group(1)}]({dest}/{target[len(src) + 1:]})"
         raise DocsError(f"{relpath}: figure {m.group(2)} is outside {sorted(FIGURE_DIRS)}")
 
@@ -408,10 +408,22 @@ def on_page_markdown(markdown, page, config, files):
     return expand(markdown, page.file.src_uri)
 
 
+def committed_figures(src: str) -> list[Path]:
+    """The PNG figures of `src` that git tracks (all of them when this is not a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", f"{src}/*.png"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+        return sorted(ROOT / p for p in out.split("\0") if p)
+    except (OSError, subprocess.CalledProcessError):
+        return sorted((ROOT / src).glob("*.png"))
+
+
 def on_files(files, config):
     from mkdocs.structure.files import File
 
     for src, dest in FIGURE_DIRS.items():
-        for png in sorted((ROOT / src).glob("*.png")):
+        for png in committed_figures(src):
             files.append(File.generated(config, f"{dest}/{png.name}", abs_src_path=str(png)))
     return files
