@@ -5,6 +5,8 @@ A page asks for generated content with a directive on a line of its own:
 - `<!-- mmljax:catalogue -->`: every row of `mmljax.catalogue`, grouped by source, with the
   checker's verdict on it from this build (or from `mmljax check --json`, see `catalogue_reports`);
 - `<!-- mmljax:strd-table -->`: the NIST StRD accuracy table, computed by fitting the 11 datasets now;
+- `<!-- mmljax:strd-nls-table -->`: the NIST StRD nonlinear table, computed by fitting every shipped
+  problem from both starting points now;
 - `<!-- mmljax:api MODULE -->`: one mkdocstrings block per public name of `MODULE`;
 - `<!-- mmljax:include PATH -->`: a Markdown file of the repository (its first heading dropped,
   the others one level down, figure links pointing into the site);
@@ -329,6 +331,59 @@ def strd_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def strd_nls_rows() -> list[dict] | None:
+    """Fit both starts of every shipped NIST StRD nonlinear problem with default settings and score
+    them; None when this version of mmljax has no `nonlinear_least_squares`. Problems run on a few
+    threads (compiling dominates, and XLA compiles without holding the GIL)."""
+    _x64()
+    from mmljax import data, solvers
+
+    if not hasattr(solvers, "nonlinear_least_squares"):
+        return None
+    key = _catalogue_key()
+    if _CACHE.get("nls_key") == key:
+        return _CACHE["nls"]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> list[dict]:
+        problem = data.load_strd_nls(name)
+        rows = []
+        for i, start in enumerate(problem.starts, 1):
+            t0 = time.perf_counter()
+            fit = solvers.nonlinear_least_squares(problem.residuals, start, problem.args)
+            seconds = time.perf_counter() - t0
+            rows.append(dict(name=name, start=i, n=problem.n_observations, p=problem.n_params,
+                             difficulty=problem.difficulty, steps=int(fit.steps), converged=bool(fit.converged),
+                             seconds=seconds, **problem.scores(fit)))
+        return rows
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 4)) as pool:
+        rows = [row for rows in pool.map(one, data.STRD_NLS_NAMES) for row in rows]
+    log.info("mmljax: fitted %d NIST nonlinear runs in %.1f s", len(rows), time.perf_counter() - t0)
+    _CACHE["nls"], _CACHE["nls_key"] = rows, key
+    return rows
+
+
+def strd_nls_markdown() -> str:
+    rows = strd_nls_rows()
+    if rows is None:
+        return ('!!! note "Generated when the site is built"\n    This table is computed by running '
+                '`mmljax.solvers.nonlinear_least_squares` on every shipped problem; this version of '
+                'mmljax does not provide it.\n')
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"
+    out = ["| problem | start | n | p | difficulty | parameters | std. errors | residual SD | steps | converged "
+           "| time (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['name']} | {r['start']} | {r['n']} | {r['p']} | {r['difficulty']} | {fmt(r['params'])} "
+                   f"| {fmt(r['standard_errors'])} | {fmt(r['residual_sd'])} | {r['steps']} "
+                   f"| {'yes' if r['converged'] else '**no**'} | {r['seconds']:.2f} |")
+    params = [r["params"] for r in rows]
+    out.append(f"\n{len(rows)} runs: parameters' LRE mean {sum(params) / len(params):.2f}, worst {min(params):.1f} "
+               f"(time includes compiling on the first start of each problem).\n")
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------------------------ includes, CLI help
 
 
@@ -393,6 +448,8 @@ def expand(markdown: str, where: str = "<page>") -> str:
             return catalogue_markdown()
         if name == "strd-table":
             return strd_markdown()
+        if name == "strd-nls-table":
+            return strd_nls_markdown()
         if name == "api" and len(args) == 1:
             return api_blocks(args[0])
         if name == "include" and len(args) == 1:
