@@ -8,6 +8,7 @@ A page asks for generated content with a directive on a line of its own:
 - `<!-- mmljax:strd-nls-table -->`: the NIST StRD nonlinear table, computed by fitting every shipped
   problem from both starting points now;
 - `<!-- mmljax:api MODULE -->`: one mkdocstrings block per public name of `MODULE`;
+  `<!-- mmljax:api-package PACKAGE -->` the same for a package and every public module below it;
 - `<!-- mmljax:include PATH -->`: a Markdown file of the repository (its first heading dropped,
   the others one level down, figure links pointing into the site);
 - `<!-- mmljax:cli-help [COMMAND] -->`: the `--help` text of `mmljax` or one of its commands.
@@ -137,6 +138,30 @@ def api_blocks(module_name: str) -> str:
     return "\n".join(out)
 
 
+def api_package_blocks(package: str) -> str:
+    """`api_blocks` of a package, then a section with `api_blocks` of each public submodule and
+    subpackage below it (recursively), so a new submodule appears without editing the page."""
+    out = [api_blocks(package)]
+    children = [m for m in documented_modules() if m.startswith(package + ".")]
+    for child in children:
+        out.append(f"## `{child}`\n\n{api_blocks(child)}")
+    return "\n".join(out)
+
+
+def expand_api(markdown: str) -> str:
+    """Expand only the `api` and `api-package` directives (what the API reference pages use)."""
+
+    def one(m: re.Match) -> str:
+        name, args = m.group("name"), m.group("args").split()
+        if name == "api" and len(args) == 1:
+            return api_blocks(args[0])
+        if name == "api-package" and len(args) == 1:
+            return api_package_blocks(args[0])
+        return m.group(0)
+
+    return DIRECTIVE.sub(one, markdown)
+
+
 # ------------------------------------------------------------------------------ catalogue
 
 
@@ -207,28 +232,34 @@ def _fmt(x) -> str:
 
 
 def _formula(fn) -> str:
-    """The hand formula as code: the body of a lambda, or the name of a function."""
+    """The hand formula as code: the body of a lambda, the returned expression of a one-line `def`,
+    or the name of a function."""
     if fn is None:
         return ""
     try:
         code = fn.__code__
-        lines, start = inspect.findsource(fn)
+        lines, _ = inspect.findsource(fn)
     except (AttributeError, TypeError, OSError):
-        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-        mod = getattr(fn, "__module__", "") or ""
-        return f"{mod.replace('jax._src.numpy', 'jnp').split('.')[0] if mod.startswith('jax') else ''}" \
-               f"{'.' if mod.startswith('jax') else ''}{name}"
-    if fn.__name__ != "<lambda>":
-        return f"{fn.__name__}(…)"
+        name = getattr(fn, "__name__", None) or repr(fn)
+        mod = getattr(fn, "__module__", None) or ""
+        if mod.startswith(("jax.numpy", "jax._src.numpy")):
+            return f"jnp.{name}"
+        return f"{mod.split('.')[0]}.{name}" if mod else name
     tree = ast.parse("".join(lines))
+    if fn.__name__ != "<lambda>":
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name == fn.__name__ and node.lineno <= code.co_firstlineno:
+                body = [b for b in node.body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+                if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+                    return ast.unparse(body[0].value)
+        return f"{fn.__name__}(…)"
     positions = {(ln, col) for ln, _, col, _ in code.co_positions() if ln is not None and col is not None}
     for node in ast.walk(tree):
         if isinstance(node, ast.Lambda) and node.lineno == code.co_firstlineno:
-            inside = [p for p in positions
-                      if (node.body.lineno, node.body.col_offset) <= p <= (node.body.end_lineno, node.body.end_col_offset)]
-            if inside:
-                return ast.unparse(node.body)
-    return "λ(…)"
+            body = node.body
+            if any((body.lineno, body.col_offset) <= p <= (body.end_lineno, body.end_col_offset) for p in positions):
+                return ast.unparse(body)
+    return f"{fn.__name__}(…)"
 
 
 def catalogue_markdown() -> str:
@@ -452,6 +483,8 @@ def expand(markdown: str, where: str = "<page>") -> str:
             return strd_nls_markdown()
         if name == "api" and len(args) == 1:
             return api_blocks(args[0])
+        if name == "api-package" and len(args) == 1:
+            return api_package_blocks(args[0])
         if name == "include" and len(args) == 1:
             return include_markdown(args[0])
         if name == "cli-help" and len(args) <= 1:

@@ -70,13 +70,7 @@ def test_page_examples_run(page, tmp_path):
 
 def _api_text(hooks) -> str:
     """The API reference pages with their `<!-- mmljax:api ... -->` directives expanded."""
-    text = ""
-    for page in sorted((DOCS / "api").glob("*.md")):
-        md = page.read_text()
-        for module in re.findall(r"<!-- mmljax:api (\S+) -->", md):
-            md = md.replace(f"<!-- mmljax:api {module} -->", hooks.api_blocks(module))
-        text += md
-    return text
+    return "".join(hooks.expand_api(page.read_text()) for page in sorted((DOCS / "api").glob("*.md")))
 
 
 def test_api_reference_covers_every_public_name():
@@ -104,7 +98,9 @@ def test_api_reference_covers_every_public_name():
                     missing.append(obj.__name__)
             elif f"{module_name}.{n}" not in documented:
                 missing.append(f"{module_name}.{n}")
-    assert not missing, f"public names missing from the API reference (docs/api/*.md): {missing}"
+    assert not missing, (f"public names missing from the API reference: {missing}; add a page under docs/api/ "
+                         f"with `<!-- mmljax:api MODULE -->` (and a nav entry in mkdocs.yml), or use "
+                         f"`<!-- mmljax:api-package PACKAGE -->` on the package's page")
 
 
 def test_every_public_subpackage_is_documented():
