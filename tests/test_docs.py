@@ -58,6 +58,12 @@ def test_pages_have_examples():
     assert PENDING <= set(PAGES), f"PENDING names pages that do not exist: {PENDING - set(PAGES)}"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_code_fences_are_closed(page):
+    fences = re.findall(r"^\s*```", (DOCS / page).read_text(), flags=re.M)
+    assert len(fences) % 2 == 0, f"docs/{page}: a code block is not closed"
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)])
 def test_page_examples_run(page, tmp_path):
     if page in PENDING:
