@@ -138,3 +138,64 @@ def test_check_json_must_match_the_catalogue(tmp_path, monkeypatch):
     monkeypatch.setenv(hooks.CHECK_JSON_ENV, str(path))
     with pytest.raises(hooks.DocsError, match="does not match the catalogue"):
         hooks.catalogue_reports()
+
+
+def _fake_check_json(tmp_path, hooks, fail: str | None = None):
+    """A `mmljax check --json` file for the current rows, without running the checks."""
+    import json
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from mmljax import catalogue
+
+    entries = []
+    for row in catalogue.all_identities():
+        status = "known wrong" if row.expect_fail else "pass"
+        if row.name == fail:
+            status = "fail"
+        entries.append({"name": row.name, "source": row.source, "status": status, "passed": status != "fail",
+                        "autodiff_rel": 1e-16, "finite_diff_rel": 1e-10, "taylor_order": 2.0})
+    data = {"schema": "mmljax.check/1", "entries": entries, "seconds": 1.0, "device": "cpu",
+            "config": {"sizes": "small", "draws": 2, "seed": 0}}
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_catalogue_page_lists_every_row_grouped_by_source(tmp_path, monkeypatch):
+    from mmljax import catalogue
+    from mmljax.cli.check import source_group
+
+    hooks = _load_hooks()
+    monkeypatch.setenv(hooks.CHECK_JSON_ENV, str(_fake_check_json(tmp_path, hooks)))
+    page = hooks.catalogue_markdown()
+    rows = catalogue.all_identities()
+    table_rows = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith("| identity")]
+    assert len(table_rows) == len(rows) >= 141
+    for row in rows:
+        assert hooks._cell(row.name) in page and hooks._cell(row.source) in page
+        assert f"## {source_group(row.source, row.domain)}" in page
+    # the corrected citations show
+    assert "§2.4.4 eq. (98)" in page and "§2.6.1 eq. (131)" in page and "eq. (141)" in page and "eq. (521)" in page
+
+
+def test_a_failing_catalogue_row_stops_the_build(tmp_path, monkeypatch):
+    from mmljax import catalogue
+
+    hooks = _load_hooks()
+    name = catalogue.all_identities()[0].name
+    monkeypatch.setenv(hooks.CHECK_JSON_ENV, str(_fake_check_json(tmp_path, hooks, fail=name)))
+    with pytest.raises(hooks.DocsError, match="fail the check"):
+        hooks.catalogue_markdown()
+
+
+def test_strd_table_is_computed_from_the_fits():
+    hooks = _load_hooks()
+    rows = hooks.strd_rows()
+    assert [r["name"] for r in rows] == ["Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
+                                         "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5"]
+    assert all(r["coefficients"] >= 12 and r["standard_errors"] >= 10 for r in rows)
+    filip = next(r for r in rows if r["name"] == "Filip")
+    assert filip["normal"] < 3 and filip["raw_condition"] > 1e10      # the normal equations lose every digit
+    assert hooks.strd_markdown().count("\n| ") == 11
