@@ -38,7 +38,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DIRECTIVE = re.compile(r"^<!-- mmljax:(?P<name>[a-z-]+)(?P<args>[^>]*?)\s*-->\s*$", re.M)
+DIRECTIVE = re.compile(r"^<!-- mmljax:(?P<name>[a-z-]+)(?P<args>[^>]*?)\s*-->\s*$", re.MULTILINE)
 FIGURE_DIRS = {"experiments/figures": "assets/experiments"}
 CHECK_JSON_ENV = "MMLJAX_DOCS_CHECK_JSON"
 
@@ -116,8 +116,12 @@ def api_blocks(module_name: str) -> str:
     top-level package are grouped by the module that defines them.
     """
     module = importlib.import_module(module_name)
-    out = [f"::: {module_name}\n    options:\n      members: false\n      show_root_heading: false\n"
-           f"      show_root_toc_entry: false\n"]
+    out = [
+        (
+            f"::: {module_name}\n    options:\n      members: false\n      show_root_heading: false\n"
+            f"      show_root_toc_entry: false\n"
+        )
+    ]
     groups: dict[str, list[str]] = {}
     submodules = []
     for n in public_names(module_name):
@@ -204,10 +208,14 @@ def catalogue_reports() -> tuple[list[dict], str]:
         if got != want:
             missing = sorted({n for n, _ in want} - {n for n, _ in got})
             extra = sorted({n for n, _ in got} - {n for n, _ in want})
-            raise DocsError(f"{path} does not match the catalogue (rerun `mmljax check --json`): "
-                            f"missing {missing[:5]}, extra {extra[:5]}, or rows changed/reordered")
-        how = (f"`mmljax check --json` ({data['config']['sizes']} sizes, {data['config']['draws']} draws, "
-               f"seed {data['config']['seed']}; {data['seconds']:.0f} s on {data['device']})")
+            raise DocsError(
+                f"{path} does not match the catalogue (rerun `mmljax check --json`): "
+                f"missing {missing[:5]}, extra {extra[:5]}, or rows changed/reordered"
+            )
+        how = (
+            f"`mmljax check --json` ({data['config']['sizes']} sizes, {data['config']['draws']} draws, "
+            f"seed {data['config']['seed']}; {data['seconds']:.0f} s on {data['device']})"
+        )
         return data["entries"], how
     key = _catalogue_key()
     if _CACHE.get("catalogue_key") != key:
@@ -217,7 +225,7 @@ def catalogue_reports() -> tuple[list[dict], str]:
         _CACHE["catalogue_seconds"] = time.perf_counter() - t0
         _CACHE["catalogue_key"] = key
         log.info("mmljax: checked %d catalogue rows in %.1f s", len(reports), _CACHE["catalogue_seconds"])
-    how = (f"this build of the site (small sizes, one draw, seed 0; {_CACHE['catalogue_seconds']:.0f} s)")
+    how = f"this build of the site (small sizes, one draw, seed 0; {_CACHE['catalogue_seconds']:.0f} s)"
     return _CACHE["catalogue"], how
 
 
@@ -277,13 +285,20 @@ def catalogue_markdown() -> str:
     counts: dict[str, int] = {}
     for rep in reports:
         counts[rep["status"]] = counts.get(rep["status"], 0) + 1
-    out = [f"**{len(rows)} identities** in {len(groups)} groups; checked by {how}: "
-           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".\n",
-           "Columns: the identity as the source writes it; the hand formula as the catalogue codes it "
-           "(`derivative=`, or `minimiser=` for a closed-form minimiser); the source; what is checked "
-           "(`jacobian`, `hessian` or `minimiser`, and the `vec` layout where used); the verdict, with "
-           "the worst relative error of the hand formula against autodiff and against finite "
-           "differences, and the observed Taylor-remainder order (2 for a correct derivative).\n"]
+    out = [
+        (
+            f"**{len(rows)} identities** in {len(groups)} groups; checked by {how}: "
+            + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + ".\n"
+        ),
+        (
+            "Columns: the identity as the source writes it; the hand formula as the catalogue codes it "
+            "(`derivative=`, or `minimiser=` for a closed-form minimiser); the source; what is checked "
+            "(`jacobian`, `hessian` or `minimiser`, and the `vec` layout where used); the verdict, with "
+            "the worst relative error of the hand formula against autodiff and against finite "
+            "differences, and the observed Taylor-remainder order (2 for a correct derivative).\n"
+        ),
+    ]
     for group in sorted(groups, key=_group_key):
         entries = groups[group]
         out.append(f"## {group}\n")
@@ -332,7 +347,7 @@ def strd_rows() -> list[dict]:
     for name in STRD_NAMES:
         ds = load_strd(name)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")     # a warning on a certified dataset is a regression: stop
+            warnings.simplefilter("error")  # a warning on a certified dataset is a regression: stop
             fit = ds.fit()
         A = _raw_design(ds)
         with np.errstate(all="ignore"):
@@ -341,24 +356,38 @@ def strd_rows() -> list[dict]:
                 normal = np.linalg.solve(A.T @ A, A.T @ ds.y)
             except np.linalg.LinAlgError:
                 normal = np.full(A.shape[1], np.nan)
-        rows.append(dict(name=name, n=ds.n, p=len(ds.certified_coefficients), difficulty=ds.difficulty,
-                         raw_condition=float(np.linalg.cond(A)),
-                         condition_number=float(np.asarray(fit.condition_number)), **strd_scores(ds, fit),
-                         lstsq=float(log_relative_error(lstsq, ds.certified_coefficients).min()),
-                         normal=float(log_relative_error(normal, ds.certified_coefficients).min())))
+        rows.append(
+            dict(
+                name=name,
+                n=ds.n,
+                p=len(ds.certified_coefficients),
+                difficulty=ds.difficulty,
+                raw_condition=float(np.linalg.cond(A)),
+                condition_number=float(np.asarray(fit.condition_number)),
+                **strd_scores(ds, fit),
+                lstsq=float(log_relative_error(lstsq, ds.certified_coefficients).min()),
+                normal=float(log_relative_error(normal, ds.certified_coefficients).min()),
+            )
+        )
     _CACHE["strd"], _CACHE["strd_key"] = rows, key
     return rows
 
 
 def strd_markdown() -> str:
-    out = ["| dataset | n | p | difficulty | cond. (raw) | cond. (solved) | coefficients | std. errors | residual SD | R² "
-           "| numpy `lstsq` | normal equations |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        (
+            "| dataset | n | p | difficulty | cond. (raw) | cond. (solved) | coefficients | std. errors "
+            "| residual SD | R² | numpy `lstsq` | normal equations |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in strd_rows():
-        out.append(f"| {r['name']} | {r['n']} | {r['p']} | {r['difficulty']} | {r['raw_condition']:.1e} "
-                   f"| {r['condition_number']:.1e} "
-                   f"| {r['coefficients']:.1f} | {r['standard_errors']:.1f} | {r['residual_sd']:.1f} "
-                   f"| {r['r_squared']:.1f} | {r['lstsq']:.1f} | {r['normal']:.1f} |")
+        out.append(
+            f"| {r['name']} | {r['n']} | {r['p']} | {r['difficulty']} | {r['raw_condition']:.1e} "
+            f"| {r['condition_number']:.1e} "
+            f"| {r['coefficients']:.1f} | {r['standard_errors']:.1f} | {r['residual_sd']:.1f} "
+            f"| {r['r_squared']:.1f} | {r['lstsq']:.1f} | {r['normal']:.1f} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -383,9 +412,19 @@ def strd_nls_rows() -> list[dict] | None:
             t0 = time.perf_counter()
             fit = solvers.nonlinear_least_squares(problem.residuals, start, problem.args)
             seconds = time.perf_counter() - t0
-            rows.append(dict(name=name, start=i, n=problem.n_observations, p=problem.n_params,
-                             difficulty=problem.difficulty, steps=int(fit.steps), converged=bool(fit.converged),
-                             seconds=seconds, **problem.scores(fit)))
+            rows.append(
+                dict(
+                    name=name,
+                    start=i,
+                    n=problem.n_observations,
+                    p=problem.n_params,
+                    difficulty=problem.difficulty,
+                    steps=int(fit.steps),
+                    converged=bool(fit.converged),
+                    seconds=seconds,
+                    **problem.scores(fit),
+                )
+            )
         return rows
 
     t0 = time.perf_counter()
@@ -399,19 +438,30 @@ def strd_nls_rows() -> list[dict] | None:
 def strd_nls_markdown() -> str:
     rows = strd_nls_rows()
     if rows is None:
-        return ('!!! note "Generated when the site is built"\n    This table is computed by running '
-                '`mmljax.solvers.nonlinear_least_squares` on every shipped problem; this version of '
-                'mmljax does not provide it.\n')
+        return (
+            '!!! note "Generated when the site is built"\n    This table is computed by running '
+            "`mmljax.solvers.nonlinear_least_squares` on every shipped problem; this version of "
+            "mmljax does not provide it.\n"
+        )
     fmt = lambda v: "—" if v is None else f"{v:.1f}"
-    out = ["| problem | start | n | p | difficulty | parameters | std. errors | residual SD | steps | converged "
-           "| time (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        (
+            "| problem | start | n | p | difficulty | parameters | std. errors | residual SD | steps | converged "
+            "| time (s) |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['name']} | {r['start']} | {r['n']} | {r['p']} | {r['difficulty']} | {fmt(r['params'])} "
-                   f"| {fmt(r['standard_errors'])} | {fmt(r['residual_sd'])} | {r['steps']} "
-                   f"| {'yes' if r['converged'] else '**no**'} | {r['seconds']:.2f} |")
+        out.append(
+            f"| {r['name']} | {r['start']} | {r['n']} | {r['p']} | {r['difficulty']} | {fmt(r['params'])} "
+            f"| {fmt(r['standard_errors'])} | {fmt(r['residual_sd'])} | {r['steps']} "
+            f"| {'yes' if r['converged'] else '**no**'} | {r['seconds']:.2f} |"
+        )
     params = [r["params"] for r in rows]
-    out.append(f"\n{len(rows)} runs: parameters' LRE mean {sum(params) / len(params):.2f}, worst {min(params):.1f} "
-               f"(time includes compiling on the first start of each problem).\n")
+    out.append(
+        f"\n{len(rows)} runs: parameters' LRE mean {sum(params) / len(params):.2f}, worst {min(params):.1f} "
+        f"(time includes compiling on the first start of each problem).\n"
+    )
     return "\n".join(out)
 
 
@@ -442,13 +492,14 @@ def include_markdown(relpath: str) -> str:
             if target.startswith(src + "/"):
                 if ROOT / target not in committed_figures(src):
                     raise DocsError(f"{relpath}: figure {m.group(2)} is not a committed file")
-                return f"![{m.group(1)}]({dest}/{target[len(src) + 1:]})"
+                return f"![{m.group(1)}]({dest}/{target[len(src) + 1 :]})"
         raise DocsError(f"{relpath}: figure {m.group(2)} is outside {sorted(FIGURE_DIRS)}")
 
     text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", figure, text)
     # links to other files of the repository are shown as code (the site holds only the docs)
-    text = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?://|#)([^)\s]+)\)",
-                  lambda m: f"{m.group(1)} (`{base}/{m.group(2)}`)", text)
+    text = re.sub(
+        r"(?<!!)\[([^\]]+)\]\((?!https?://|#)([^)\s]+)\)", lambda m: f"{m.group(1)} (`{base}/{m.group(2)}`)", text
+    )
     return text
 
 
@@ -503,8 +554,9 @@ def committed_figures(src: str) -> list[Path]:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", f"{src}/*.png"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", f"{src}/*.png"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
         return sorted(ROOT / p for p in out.split("\0") if p)
     except (OSError, subprocess.CalledProcessError):
         return sorted((ROOT / src).glob("*.png"))

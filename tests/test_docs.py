@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
-BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", flags=re.S | re.M)
+BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
 
 # Pages that describe APIs being built alongside this site; their examples are skipped until the
 # APIs exist. Nothing else may be listed here.
@@ -60,7 +60,7 @@ def test_pages_have_examples():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_code_fences_are_closed(page):
-    fences = re.findall(r"^\s*```", (DOCS / page).read_text(), flags=re.M)
+    fences = re.findall(r"^\s*```", (DOCS / page).read_text(), flags=re.MULTILINE)
     assert len(fences) % 2 == 0, f"docs/{page}: a code block is not closed"
 
 
@@ -70,7 +70,9 @@ def test_page_examples_run(page, tmp_path):
         pytest.skip(f"{page} documents an API that is not merged yet (PENDING)")
     script = tmp_path / "page.py"
     script.write_text(RUNNER.format(blocks=_blocks(page), page=page))
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
     assert out.returncode == 0, f"docs/{page}: an example failed\n--- stderr ---\n{out.stderr[-4000:]}"
 
 
@@ -81,7 +83,7 @@ def _api_text(hooks) -> str:
 
 def test_api_reference_covers_every_public_name():
     hooks = _load_hooks()
-    documented = set(re.findall(r"^::: (\S+)", _api_text(hooks), flags=re.M))
+    documented = set(re.findall(r"^::: (\S+)", _api_text(hooks), flags=re.MULTILINE))
     missing = []
     for module_name in hooks.documented_modules():
         module = importlib.import_module(module_name)
@@ -94,9 +96,13 @@ def test_api_reference_covers_every_public_name():
         for n, obj in vars(module).items():
             if n.startswith("_") or inspect.ismodule(obj):
                 continue
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith("mmljax"):
-                if module_name == "mmljax" or obj.__module__ == module_name:
-                    names.add(n)
+            defined_here = module_name == "mmljax" or getattr(obj, "__module__", None) == module_name
+            if (
+                (inspect.isclass(obj) or inspect.isfunction(obj))
+                and obj.__module__.startswith("mmljax")
+                and defined_here
+            ):
+                names.add(n)
         for n in sorted(names):
             obj = getattr(module, n)
             if inspect.ismodule(obj):
@@ -104,16 +110,28 @@ def test_api_reference_covers_every_public_name():
                     missing.append(obj.__name__)
             elif f"{module_name}.{n}" not in documented:
                 missing.append(f"{module_name}.{n}")
-    assert not missing, (f"public names missing from the API reference: {missing}; add a page under docs/api/ "
-                         f"with `<!-- mmljax:api MODULE -->` (and a nav entry in mkdocs.yml), or use "
-                         f"`<!-- mmljax:api-package PACKAGE -->` on the package's page")
+    assert not missing, (
+        f"public names missing from the API reference: {missing}; add a page under docs/api/ "
+        f"with `<!-- mmljax:api MODULE -->` (and a nav entry in mkdocs.yml), or use "
+        f"`<!-- mmljax:api-package PACKAGE -->` on the package's page"
+    )
 
 
 def test_every_public_subpackage_is_documented():
     hooks = _load_hooks()
     modules = hooks.documented_modules()
-    for sub in ("mmljax.solvers", "mmljax.models", "mmljax.models.mlp", "mmljax.catalogue", "mmljax.distributed",
-                "mmljax.analysis", "mmljax.data", "mmljax.losses", "mmljax.errors", "mmljax.linalg"):
+    for sub in (
+        "mmljax.solvers",
+        "mmljax.models",
+        "mmljax.models.mlp",
+        "mmljax.catalogue",
+        "mmljax.distributed",
+        "mmljax.analysis",
+        "mmljax.data",
+        "mmljax.losses",
+        "mmljax.errors",
+        "mmljax.linalg",
+    ):
         assert sub in modules
     for page in ("catalogue.md", "least-squares.md", "experiments.md", "benchmarks.md"):
         assert "<!-- mmljax:" in (DOCS / page).read_text(), f"docs/{page} should be generated, not copied"
@@ -154,10 +172,24 @@ def _fake_check_json(tmp_path, hooks, fail: str | None = None):
         status = "known wrong" if row.expect_fail else "pass"
         if row.name == fail:
             status = "fail"
-        entries.append({"name": row.name, "source": row.source, "status": status, "passed": status != "fail",
-                        "autodiff_rel": 1e-16, "finite_diff_rel": 1e-10, "taylor_order": 2.0})
-    data = {"schema": "mmljax.check/1", "entries": entries, "seconds": 1.0, "device": "cpu",
-            "config": {"sizes": "small", "draws": 2, "seed": 0}}
+        entries.append(
+            {
+                "name": row.name,
+                "source": row.source,
+                "status": status,
+                "passed": status != "fail",
+                "autodiff_rel": 1e-16,
+                "finite_diff_rel": 1e-10,
+                "taylor_order": 2.0,
+            }
+        )
+    data = {
+        "schema": "mmljax.check/1",
+        "entries": entries,
+        "seconds": 1.0,
+        "device": "cpu",
+        "config": {"sizes": "small", "draws": 2, "seed": 0},
+    }
     path = tmp_path / "check.json"
     path.write_text(json.dumps(data))
     return path
@@ -193,9 +225,20 @@ def test_a_failing_catalogue_row_stops_the_build(tmp_path, monkeypatch):
 def test_strd_table_is_computed_from_the_fits():
     hooks = _load_hooks()
     rows = hooks.strd_rows()
-    assert [r["name"] for r in rows] == ["Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
-                                         "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5"]
+    assert [r["name"] for r in rows] == [
+        "Norris",
+        "Pontius",
+        "NoInt1",
+        "NoInt2",
+        "Filip",
+        "Longley",
+        "Wampler1",
+        "Wampler2",
+        "Wampler3",
+        "Wampler4",
+        "Wampler5",
+    ]
     assert all(r["coefficients"] >= 12 and r["standard_errors"] >= 10 for r in rows)
     filip = next(r for r in rows if r["name"] == "Filip")
-    assert filip["normal"] < 3 and filip["raw_condition"] > 1e10      # the normal equations lose every digit
+    assert filip["normal"] < 3 and filip["raw_condition"] > 1e10  # the normal equations lose every digit
     assert hooks.strd_markdown().count("\n| ") == 11

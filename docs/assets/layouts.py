@@ -76,8 +76,9 @@ def ravel_panel(ax):
         cell(ax, k * 0.62, 0, f"{val:g}", c, w=0.62, h=0.7)
     ax.text(1.2, 0.85, "vec(A)", ha="center", fontsize=9)
     ax.text(3.1, 0.85, "b", ha="center", fontsize=9)
-    ax.set_title("ravel_vec({'A': A, 'b': b}): leaves in tree order,\neach column-major  →  [1, 2, 3, 4, 5, 6]",
-                 fontsize=10)
+    ax.set_title(
+        "ravel_vec({'A': A, 'b': b}): leaves in tree order,\neach column-major  →  [1, 2, 3, 4, 5, 6]", fontsize=10
+    )
     ax.set_xlim(-0.3, 3.9)
     ax.set_ylim(-0.3, 3.6)
 
