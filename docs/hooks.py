@@ -138,7 +138,12 @@ def api_blocks(module_name: str) -> str:
         for n in names:
             out.append(f"::: {module_name}.{n}\n")
     if submodules:
-        out.append("## Submodules\n\n" + "\n".join(f"- `{s}`" for s in submodules) + "\n")
+
+        def entry(sub: str) -> str:
+            page = ROOT / "docs" / "api" / f"{sub.split('.')[-1]}.md"
+            return f"- [`{sub}`]({page.name})" if module_name == "mmljax" and page.is_file() else f"- `{sub}`"
+
+        out.append("## Submodules\n\n" + "\n".join(entry(s) for s in submodules) + "\n")
     return "\n".join(out)
 
 
@@ -445,22 +450,19 @@ def strd_nls_markdown() -> str:
         )
     fmt = lambda v: "—" if v is None else f"{v:.1f}"
     out = [
-        (
-            "| problem | start | n | p | difficulty | parameters | std. errors | residual SD | steps | converged "
-            "| time (s) |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| problem | start | n | p | difficulty | parameters | std. errors | residual SD | steps | converged |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
             f"| {r['name']} | {r['start']} | {r['n']} | {r['p']} | {r['difficulty']} | {fmt(r['params'])} "
             f"| {fmt(r['standard_errors'])} | {fmt(r['residual_sd'])} | {r['steps']} "
-            f"| {'yes' if r['converged'] else '**no**'} | {r['seconds']:.2f} |"
+            f"| {'yes' if r['converged'] else '**no**'} |"
         )
     params = [r["params"] for r in rows]
     out.append(
         f"\n{len(rows)} runs: parameters' LRE mean {sum(params) / len(params):.2f}, worst {min(params):.1f} "
-        f"(time includes compiling on the first start of each problem).\n"
+        f"(default settings, float64).\n"
     )
     return "\n".join(out)
 
