@@ -515,8 +515,16 @@ def cli_help(command: str | None) -> str:
             raise DocsError(f"cli-help: no command {command!r}")
         parser = sub.choices[command]
     buf = io.StringIO()
-    with redirect_stdout(buf):
-        parser.print_help()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "110"  # argparse wraps to the terminal: the same width on every machine
+    try:
+        with redirect_stdout(buf):
+            parser.print_help()
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
     return "```text\n" + buf.getvalue().rstrip() + "\n```\n"
 
 

@@ -242,3 +242,11 @@ def test_strd_table_is_computed_from_the_fits():
     filip = next(r for r in rows if r["name"] == "Filip")
     assert filip["normal"] < 3 and filip["raw_condition"] > 1e10  # the normal equations lose every digit
     assert hooks.strd_markdown().count("\n| ") == 11
+
+
+def test_cli_help_is_generated_from_the_parser():
+    hooks = _load_hooks()
+    text = hooks.expand("<!-- mmljax:cli-help check -->\n", "page.md")
+    assert text.startswith("```text\nusage: mmljax check") and "--json PATH" in text
+    with pytest.raises(hooks.DocsError, match="no command"):
+        hooks.expand("<!-- mmljax:cli-help nope -->\n", "page.md")
