@@ -40,6 +40,7 @@ def register(identity: Identity) -> Identity:
 
 
 def all_identities() -> tuple[Identity, ...]:
+    """Every row `mmljax check` runs: the built-in ones, then those added with `register`, in order."""
     return builtin_identities() + tuple(_REGISTERED)
 
 

@@ -180,6 +180,7 @@ def _to_device(a):
 
 
 def require_x64(where: str) -> None:
+    """Raise `RuntimeError` naming `where` unless `jax_enable_x64` is on (the checks run in float64)."""
     if not jax.config.read("jax_enable_x64"):
         raise RuntimeError(
             f"{where} checks in float64; enable it first with "

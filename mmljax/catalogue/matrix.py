@@ -257,7 +257,7 @@ IDENTITIES = (
     ),
     Identity(
         name="∂ln det X/∂X = 2X⁻¹ − (X⁻¹ ∘ I) for symmetric X (free upper-triangular entries)",
-        source=STRUCT + ", symmetric case", domain="matrix",
+        source=COOKBOOK + " §2.8.2 (symmetric matrices) eq. (141)", domain="matrix",
         f=lambda U: jnp.linalg.slogdet(_symmetrise_upper(U))[1],
         derivative=lambda U: jnp.triu(2 * inv(_symmetrise_upper(U))
                                       - jnp.diag(jnp.diag(inv(_symmetrise_upper(U))))),
@@ -456,14 +456,14 @@ IDENTITIES = (
         note="K_mn vec(X) = vec(Xᵀ) for X m x n; checks mmljax.commutation_matrix",
     ),
     Identity(
-        name="∂tr(AᵀX)/∂vec X = vec(A)ᵀ (a 1 x mn row)", source=KRON + ", §10.2.2: tr(AᵀB) = vec(A)ᵀ vec(B)",
+        name="∂tr(AᵀX)/∂vec X = vec(A)ᵀ (a 1 x mn row)", source=COOKBOOK + " §10.2.2 eq. (521): tr(AᵀB) = vec(A)ᵀ vec(B)",
         domain="matrix", f=lambda X, A: jnp.trace(A.T @ X), derivative=lambda X, A: vec(A)[None, :],
         layout="vec", sample=_rect_same,
     ),
     # ---- second order -------------------------------------------------------------------------
     Identity(
         name="Hessian of xᵀBx = B + Bᵀ",
-        source=SECOND + ": Cookbook §2.4.4 eq. (97); Lecture 1.5",
+        source=SECOND + ": Cookbook §2.4.4 eq. (98); Lecture 1.5",
         domain="matrix",
         f=lambda x, B: x @ B @ x,
         derivative=lambda x, B: B + B.T,

@@ -183,7 +183,7 @@ IDENTITIES = (
     ),
     Identity(
         name="∇ xᵀBx / xᵀx = 2(Bx − R(x) x)/xᵀx for symmetric B (Rayleigh quotient)",
-        source=CB_FORMS + " eqs. (81), (131) and the quotient rule (Rayleigh quotient)", domain="vector",
+        source=CB_FORMS + " eq. (81), §2.6.1 eq. (131) and the quotient rule (Rayleigh quotient)", domain="vector",
         f=lambda x, B: (x @ B @ x) / (x @ x),
         derivative=lambda x, B: 2 * (B @ x - (x @ B @ x) / (x @ x) * x) / (x @ x),
         sample=_rayleigh_sample,

@@ -21,6 +21,7 @@ COMMANDS = [_check, _fit, _bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `argparse` parser of the `mmljax` command, one subparser per module in `COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="mmljax",
         description=(
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `mmljax` with `argv` (default: the process's arguments) and return the exit status:
+    the command's own (0 success, 1 a check failed or an accuracy bar was missed), 2 for a usage or
+    input error (printed as one line on stderr), 130 when interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
