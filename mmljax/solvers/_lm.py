@@ -171,7 +171,8 @@ def gauss_newton_step(J, r):
     R = _safe_diagonal(R)
     y = solve_triangular(R, b @ Q, lower=False)
     s = b - A @ y
-    for _ in range(_REFINEMENTS):
+    def refine(_, ys):
+        y, s = ys
         f0 = dd.DD(*dd.two_sum(b, -s))
         f = dd.tall_residual(A, None, dd.DD(y[:, None], jnp.zeros_like(y)[:, None]),
                              dd.DD(f0.hi[:, None], f0.lo[:, None]))
@@ -181,8 +182,9 @@ def gauss_newton_step(J, r):
         f1 = f @ Q
         dy = solve_triangular(R, f1 - h, lower=False)
         ds = f - Q @ (f1 - h)
-        y = y + dy
-        s = s + ds
+        return y + dy, s + ds
+
+    y, s = lax.fori_loop(0, _REFINEMENTS, refine, (y, s))
     return y / c
 
 
@@ -244,16 +246,30 @@ def solve_dense(fun: Callable, theta0, args, opts: Options) -> State:
         ok = jnp.all(jnp.isfinite(r)) & jnp.all(jnp.isfinite(J))
         return r, J, _norm(r), ok
 
-    def damped(st: State) -> State:
+    class Proposal(NamedTuple):
+        p: Any  # the step in the parameters (n,)
+        pnorm: Any  # damped: ‖D p‖; polishing: ‖c p‖ with c the equilibrating scales
+        alpha: Any  # Levenberg parameter (damped)
+        jz_norm: Any  # ‖J p‖ (damped)
+        xnorm: Any  # polishing: ‖c θ‖
+
+    def propose_damped(st: State) -> Proposal:
         step = damped_step(st.J, st.r, st.D, st.delta, st.alpha)
-        z, alpha = step.z, step.alpha
-        pnorm = _norm(z)
+        return Proposal(p=step.z / st.D, pnorm=_norm(step.z), alpha=step.alpha, jz_norm=step.jz_norm,
+                        xnorm=_norm(st.D * st.theta))
+
+    def propose_polish(st: State) -> Proposal:
+        p = gauss_newton_step(st.J, st.r)
+        c = pow2_scale(_norm_cols(st.J))
+        return Proposal(p=p, pnorm=_norm(c * p), alpha=jnp.zeros((), dtype), jz_norm=jnp.zeros((), dtype),
+                        xnorm=_norm(c * st.theta))
+
+    def damped(st: State, pr: Proposal, theta_new, r_new, J_new, fnorm1, ok) -> State:
+        alpha, pnorm = pr.alpha, pr.pnorm
         delta = jnp.where(st.step == 0, jnp.minimum(st.delta, pnorm), st.delta)
-        theta_new = st.theta + z / st.D
-        r_new, J_new, fnorm1, ok = evaluate(theta_new)
         fnorm, fnorm1_s = st.fnorm, jnp.where(ok, fnorm1, jnp.inf)
         actred = jnp.where(ok & (0.1 * fnorm1_s < fnorm), 1.0 - (fnorm1_s / fnorm) ** 2, -1.0)
-        t1 = step.jz_norm / fnorm
+        t1 = pr.jz_norm / fnorm
         t2 = jnp.sqrt(alpha) * pnorm / fnorm
         prered = t1 * t1 + 2.0 * t2 * t2
         dirder = -(t1 * t1 + t2 * t2)
@@ -271,11 +287,12 @@ def solve_dense(fun: Callable, theta0, args, opts: Options) -> State:
         r = jnp.where(accept, r_new, st.r)
         J = jnp.where(accept, J_new, st.J)
         fn = jnp.where(accept, fnorm1_s, st.fnorm)
-        D = jnp.where(accept, jnp.maximum(st.D, jnp.where(jnp.isfinite(_norm_cols(J_new)), _norm_cols(J_new), 0.0)),
-                      st.D)
+        cn = _norm_cols(J_new)
+        D = jnp.where(accept, jnp.maximum(st.D, jnp.where(jnp.isfinite(cn), cn, 0.0)), st.D)
         xnorm = _norm(D * theta)
         # Moré's convergence tests, at the hand-over tolerance (or the user's tol when not polishing)
-        gtest = jnp.max(jnp.abs(st.r @ st.J) / jnp.where(_norm_cols(st.J) > 0, _norm_cols(st.J), 1.0)) / fnorm
+        c0 = _norm_cols(st.J)
+        gtest = jnp.max(jnp.abs(st.r @ st.J) / jnp.where(c0 > 0, c0, 1.0)) / fnorm
         converged = (((jnp.abs(actred) <= handover) & (prered <= handover) & (0.5 * ratio <= 1.0))
                      | (new_delta <= handover * xnorm) | (gtest <= eps) | (fn == 0))
         stuck = new_delta <= eps * jnp.maximum(xnorm, eps)
@@ -288,33 +305,39 @@ def solve_dense(fun: Callable, theta0, args, opts: Options) -> State:
                      polish_steps=st.polish_steps, last_polish=st.last_polish,
                      last_good_step=jnp.where(accept, st.step + 1, st.last_good_step))
 
-    def polish(st: State) -> State:
-        p = gauss_newton_step(st.J, st.r)
-        c = pow2_scale(_norm_cols(st.J))
-        pn = _norm(c * p)
-        xnorm = _norm(c * st.theta)
-        small = pn <= final_tol * xnorm
+    def polish(st: State, pr: Proposal, theta_new, r_new, J_new, fnorm1, ok) -> State:
+        pn = pr.pnorm
+        small = pn <= final_tol * pr.xnorm
         grew = (st.polish_steps > 0) & (pn >= st.last_polish)
-        theta_new = st.theta + p
-        r_new, J_new, fnorm1, ok = evaluate(theta_new)
         # A Gauss–Newton step from a converged damped phase must not raise the residual norm beyond
         # round-off; if it does, the problem is not locally Gauss–Newton convergent: keep the damped answer.
         worse = fnorm1 > st.fnorm * (1.0 + jnp.sqrt(eps))
-        take = ~grew & ok & ~worse & jnp.all(jnp.isfinite(p))
+        take = ~grew & ok & ~worse & jnp.all(jnp.isfinite(pr.p))
         theta = jnp.where(take, theta_new, st.theta)
         r = jnp.where(take, r_new, st.r)
         J = jnp.where(take, J_new, st.J)
         fn = jnp.where(take, fnorm1, st.fnorm)
         finish = ~take | small
         return State(theta=theta, r=r, J=J, fnorm=fn, D=st.D, delta=st.delta, alpha=st.alpha, step=st.step + 1,
-                     phase=jnp.where(finish, 2, 1).astype(jnp.int32), status=jnp.asarray(int(Status.CONVERGED),
-                                                                                         jnp.int32),
-                     polish_steps=st.polish_steps + take.astype(jnp.int32), last_polish=jnp.where(take, pn,
-                                                                                                  st.last_polish),
+                     phase=jnp.where(finish, 2, 1).astype(jnp.int32),
+                     status=jnp.asarray(int(Status.CONVERGED), jnp.int32),
+                     polish_steps=st.polish_steps + take.astype(jnp.int32),
+                     last_polish=jnp.where(take, pn, st.last_polish),
                      last_good_step=jnp.where(take, st.step + 1, st.last_good_step))
 
     def body(st: State) -> State:
-        return lax.cond(st.phase == 0, damped, polish, st)
+        # one proposal (damped or polishing), one evaluation of residuals and Jacobian, then the phase's rules
+        if opts.polish:
+            pr = lax.cond(st.phase == 0, propose_damped, propose_polish, st)
+        else:
+            pr = propose_damped(st)
+        theta_new = st.theta + pr.p
+        r_new, J_new, fnorm1, ok = evaluate(theta_new)
+        after_damped = damped(st, pr, theta_new, r_new, J_new, fnorm1, ok)
+        if not opts.polish:
+            return after_damped
+        after_polish = polish(st, pr, theta_new, r_new, J_new, fnorm1, ok)
+        return jax.tree_util.tree_map(lambda u, v: jnp.where(st.phase == 0, u, v), after_damped, after_polish)
 
     def cond(st: State):
         return (st.phase < 2) & (st.step < opts.max_steps)

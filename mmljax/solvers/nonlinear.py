@@ -180,11 +180,14 @@ def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any) -> N
         out = residuals(p, a) if opts.has_args else residuals(p)
         return jnp.asarray(out, dtype)
 
+    # The iterations are not differentiated: the solution's derivatives come from the implicit function theorem.
+    flat0 = jax.lax.stop_gradient(flat0)
+    loop_args = jax.tree_util.tree_map(jax.lax.stop_gradient, args)
     if opts.matrix_free:
-        final = _lm.solve_matrix_free(fun, flat0, args, opts)
+        final = _lm.solve_matrix_free(fun, flat0, loop_args, opts)
         polish_steps = jnp.zeros((), jnp.int32)
     else:
-        final = _lm.solve_dense(fun, flat0, args, opts)
+        final = _lm.solve_dense(fun, flat0, loop_args, opts)
         polish_steps = final.polish_steps
     theta = jax.lax.stop_gradient(final.theta)
     if opts.has_args:
@@ -245,6 +248,27 @@ def _implicit(fun: Callable, matrix_free: bool, num_iterations: int, theta_star,
     def grad_theta(t, a):
         return jax.grad(lambda u: 0.5 * jnp.sum(fun(u, a) ** 2))(t)
 
+    if matrix_free:
+        # Reverse mode only: solve H w = θ̄ by conjugate gradients on Hessian-vector products (H is
+        # symmetric, so no transposed solve is needed), then ā = -(∂∇θL/∂a)ᵀ w.
+        @jax.custom_vjp
+        def solution_mf(t, a):
+            return t
+
+        def fwd(t, a):
+            return t, (t, a)
+
+        def bwd(res, t_bar):
+            t, a = res
+            _, hvp = jax.linearize(lambda u: grad_theta(u, a), t)
+            w, _ = jax.scipy.sparse.linalg.cg(hvp, t_bar, tol=1e-12, maxiter=max(num_iterations, t.shape[0]))
+            _, pullback = jax.vjp(lambda aa: grad_theta(t, aa), a)
+            (a_bar,) = pullback(-w)
+            return jnp.zeros_like(t), a_bar
+
+        solution_mf.defvjp(fwd, bwd)
+        return solution_mf(theta_star, args)
+
     @jax.custom_jvp
     def solution(t, a):
         return t
@@ -254,13 +278,8 @@ def _implicit(fun: Callable, matrix_free: bool, num_iterations: int, theta_star,
         t, a = primals
         _, da = tangents
         _, b = jax.jvp(lambda aa: grad_theta(t, aa), (a,), (da,))
-        if matrix_free:
-            hvp = lambda v: jax.jvp(lambda u: grad_theta(u, a), (t,), (v,))[1]
-            dt, _ = jax.scipy.sparse.linalg.cg(hvp, -b, tol=1e-12, maxiter=max(num_iterations, t.shape[0]))
-        else:
-            H = jax.jacfwd(lambda u: grad_theta(u, a))(t)
-            dt = -jnp.linalg.solve(H, b)
-        return t, dt
+        H = jax.jacfwd(lambda u: grad_theta(u, a))(t)
+        return t, -jnp.linalg.solve(H, b)
 
     return solution(theta_star, args)
 
