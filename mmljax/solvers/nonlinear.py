@@ -107,8 +107,7 @@ def nonlinear_least_squares(
     if args is not None:
         reject_complex(args, _WHERE, "args")
 
-    flat0, _ = ravel_vec(params0)
-    n = int(flat0.shape[0])
+    n = _size(params0)
     if num_iterations is None:
         num_iterations = min(max(n, 1), 200)
     num_iterations = check_int(num_iterations, _WHERE, "num_iterations", minimum=1)
@@ -131,7 +130,28 @@ def nonlinear_least_squares(
     return result
 
 
+_SHAPES: dict = {}  # (residuals, structure, leaf shapes/dtypes) -> output shape; bounded below
+
+
 def _output_shape(residuals, params0, args, has_args):
+    """`eval_shape` of the residuals, checked; cached per function, structure and shapes (it costs a trace)."""
+    leaves, treedef = jax.tree_util.tree_flatten((params0, args))
+    try:
+        key = (residuals, treedef, has_args, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _SHAPES:
+        return _SHAPES[key]
+    out = _checked_output_shape(residuals, params0, args, has_args)
+    if key is not None:
+        if len(_SHAPES) > 256:
+            _SHAPES.clear()
+        _SHAPES[key] = out
+    return out
+
+
+def _checked_output_shape(residuals, params0, args, has_args):
     try:
         out = jax.eval_shape(residuals, params0, args) if has_args else jax.eval_shape(residuals, params0)
     except TypeError as e:
