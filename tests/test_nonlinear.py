@@ -184,6 +184,8 @@ def test_compiled_once_per_function_and_shapes():
         res = nonlinear_least_squares(_exp_residuals, p0, (x, y2))
         assert bool(res.converged)
     assert nl._solve._cache_size() == before
+    nonlinear_least_squares(_exp_residuals, p0, (x, y), max_steps=7)  # max_steps is traced, not static
+    assert nl._solve._cache_size() == before
     x3, y3 = _exp_data(n=13)
     nonlinear_least_squares(_exp_residuals, p0, (x3, y3))  # new shapes: one more program
     assert nl._solve._cache_size() == before + 1

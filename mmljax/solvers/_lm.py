@@ -42,7 +42,6 @@ _REFINEMENTS = 2
 class Options(NamedTuple):
     """Static options of one compiled solver (hashable)."""
 
-    max_steps: int
     tol: float | None
     handover_tol: float
     polish: bool
@@ -220,7 +219,7 @@ class State(eqx.Module):
     last_good_step: Any
 
 
-def solve_dense(fun: Callable, theta0, args, opts: Options) -> State:
+def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
     """Run the damped phase and the polishing phase from `theta0`; returns the final state."""
     dtype = theta0.dtype
     eps = _eps(dtype)
@@ -340,7 +339,7 @@ def solve_dense(fun: Callable, theta0, args, opts: Options) -> State:
         return jax.tree_util.tree_map(lambda u, v: jnp.where(st.phase == 0, u, v), after_damped, after_polish)
 
     def cond(st: State):
-        return (st.phase < 2) & (st.step < opts.max_steps)
+        return (st.phase < 2) & (st.step < max_steps)
 
     final = lax.while_loop(cond, body, state)
     status = jnp.where(final.phase == 2, final.status,
@@ -365,7 +364,7 @@ class FreeState(eqx.Module):
     last_good_step: Any
 
 
-def solve_matrix_free(fun: Callable, theta0, args, opts: Options) -> FreeState:
+def solve_matrix_free(fun: Callable, theta0, args, opts: Options, max_steps) -> FreeState:
     """Levenberg–Marquardt without forming `J`: `(JᵀJ + λ I) p = -Jᵀ r` by conjugate gradients on
     Jacobian-vector and vector-Jacobian products (`jax.linearize`/`jax.linear_transpose`), with
     Nielsen's update of `λ`. Stops when the accepted step is below `tol` relative to the parameters."""
@@ -423,7 +422,7 @@ def solve_matrix_free(fun: Callable, theta0, args, opts: Options) -> FreeState:
                          status=status.astype(jnp.int32),
                          last_good_step=jnp.where(accept, st.step + 1, st.last_good_step))
 
-    final = lax.while_loop(lambda st: (st.phase < 2) & (st.step < opts.max_steps), body, state)
+    final = lax.while_loop(lambda st: (st.phase < 2) & (st.step < max_steps), body, state)
     status = jnp.where(final.phase == 2, final.status, int(Status.MAX_STEPS))
     del zero
     return eqx.tree_at(lambda s: s.status, final, status.astype(jnp.int32))

@@ -1,8 +1,8 @@
 """Nonlinear least squares: Levenberg–Marquardt with Moré's scaling, polished to working precision.
 
 `nonlinear_least_squares(residuals, params0, args)` minimises `½‖r(θ)‖²`. It is one JAX program
-(`lax.while_loop`), compiled once per residual function, parameter structure, shapes and options;
-data go in through `args`, so new data of the same shapes reuse the compiled solver. It runs under
+(`lax.while_loop`), compiled once per residual function, parameter structure, shapes and options
+(`max_steps` is a traced bound: changing it does not recompile); data go in through `args`, so new data of the same shapes reuse the compiled solver. It runs under
 `jax.jit` and `jax.vmap` (over starting points and data sets), and the solution is differentiable
 with respect to `args` by the implicit function theorem.
 """
@@ -120,10 +120,10 @@ def nonlinear_least_squares(
             f"least as many residuals as parameters (m >= n) — fix fewer parameters or add observations"
         )
     mode = jacobian if jacobian != "auto" else ("fwd" if n <= m else "rev")
-    opts = _lm.Options(max_steps=max_steps, tol=tol, handover_tol=_HANDOVER if tol is None else max(tol, 0.0),
+    opts = _lm.Options(tol=tol, handover_tol=_HANDOVER if tol is None else max(tol, 0.0),
                        polish=polish and not matrix_free, jac_mode=mode, matrix_free=matrix_free,
                        num_iterations=num_iterations, has_args=has_args)
-    result = _solve(residuals, opts, params0, args)
+    result = _solve(residuals, opts, params0, args, jnp.asarray(max_steps, jnp.int32))
     leaves = jax.tree_util.tree_leaves((params0, args))
     if throw and all(is_concrete(x) for x in leaves) and not isinstance(result.status, jax.core.Tracer):
         _raise_eagerly(result, residuals, params0, args, has_args)
@@ -191,7 +191,7 @@ def _raise_eagerly(result, residuals, params0, args, has_args) -> None:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any) -> NonlinearLeastSquaresResult:
+def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any, max_steps) -> NonlinearLeastSquaresResult:
     flat0, unravel = ravel_vec(params0)
     dtype = flat0.dtype
 
@@ -204,10 +204,10 @@ def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any) -> N
     flat0 = jax.lax.stop_gradient(flat0)
     loop_args = jax.tree_util.tree_map(jax.lax.stop_gradient, args)
     if opts.matrix_free:
-        final = _lm.solve_matrix_free(fun, flat0, loop_args, opts)
+        final = _lm.solve_matrix_free(fun, flat0, loop_args, opts, max_steps)
         polish_steps = jnp.zeros((), jnp.int32)
     else:
-        final = _lm.solve_dense(fun, flat0, loop_args, opts)
+        final = _lm.solve_dense(fun, flat0, loop_args, opts, max_steps)
         polish_steps = final.polish_steps
     theta = jax.lax.stop_gradient(final.theta)
     if opts.has_args:
