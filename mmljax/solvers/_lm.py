@@ -289,11 +289,12 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
         cn = _norm_cols(J_new)
         D = jnp.where(accept, jnp.maximum(st.D, jnp.where(jnp.isfinite(cn), cn, 0.0)), st.D)
         xnorm = _norm(D * theta)
-        # Moré's convergence tests, at the hand-over tolerance (or the user's tol when not polishing)
+        # Moré's convergence tests, at the hand-over tolerance (or the user's tol when not polishing); a trust
+        # region that shrank because trial points were not finite is not a converged one
         c0 = _norm_cols(st.J)
         gtest = jnp.max(jnp.abs(st.r @ st.J) / jnp.where(c0 > 0, c0, 1.0)) / fnorm
         converged = (((jnp.abs(actred) <= handover) & (prered <= handover) & (0.5 * ratio <= 1.0))
-                     | (new_delta <= handover * xnorm) | (gtest <= eps) | (fn == 0))
+                     | ((new_delta <= handover * xnorm) & ok) | (gtest <= eps) | (fn == 0))
         stuck = new_delta <= eps * jnp.maximum(xnorm, eps)
         diverged = ~ok & stuck & ~accept
         converged = converged & ~diverged
