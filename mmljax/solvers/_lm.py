@@ -34,7 +34,10 @@ from ..status import Status
 _ACCEPT = 1e-4
 _SHRINK_BELOW = 0.25
 _GROW_ABOVE = 0.75
-_INITIAL_RADIUS = 100.0
+# Initial trust radius, relative to ‖D θ0‖ (MINPACK's `factor`; it suggests 0.01–100 and uses 100). With
+# 1 the first step cannot jump across a whole saturating region (an exponential rate sent to where the
+# model is flat in it), which strands MINPACK's default on such problems.
+_INITIAL_RADIUS = 1.0
 _SECULAR_ITERATIONS = 10
 _REFINEMENTS = 2
 

@@ -45,7 +45,7 @@ def nonlinear_least_squares(
     params0: Any,
     args: Any = None,
     *,
-    max_steps: int = 1000,
+    max_steps: int = 5000,
     tol: float | None = None,
     polish: bool = True,
     jacobian: str = "auto",
