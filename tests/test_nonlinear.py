@@ -130,6 +130,27 @@ def test_noisy_problem_matches_an_independent_high_precision_answer():
     np.testing.assert_allclose(np.asarray(res.standard_errors), np.sqrt(np.diag(cov)), rtol=1e-8)
 
 
+def test_saturating_exponential_from_a_far_start():
+    """y = a(1 - exp(-k x)) started at (1, 1): a first step as long as the Gauss–Newton step sends k where the
+    model is flat in it (a trap for a trust region started too large); the fit must reach the true minimum."""
+    x = np.array([1.0, 2.0, 3.0, 5.0, 7.0, 10.0])
+    noise = np.array([3.0, -2.0, 1.5, -4.0, 2.5, -1.0])
+    y = 200.0 * (1 - np.exp(-0.5 * x)) + noise
+
+    def res_fn(p, d):
+        return d[1] - p[0] * (1 - jnp.exp(-p[1] * d[0]))
+
+    data = (jnp.asarray(x), jnp.asarray(y))
+    res = nonlinear_least_squares(res_fn, jnp.array([1.0, 1.0]), data)
+    assert bool(res.converged)
+    near = nonlinear_least_squares(res_fn, jnp.array([190.0, 0.45]), data)
+    np.testing.assert_allclose(np.asarray(res.params), np.asarray(near.params), rtol=1e-12)
+    assert abs(float(res.params[1]) - 0.5) < 0.05
+    loss = lambda p: 0.5 * jnp.sum(res_fn(p, data) ** 2)
+    newton = jnp.linalg.solve(jax.hessian(loss)(res.params), jax.grad(loss)(res.params))
+    assert float(jnp.max(jnp.abs(newton) / jnp.abs(res.params))) < 1e-12
+
+
 # ------------------------------------------------------------------------------------------ the result
 
 
