@@ -39,7 +39,7 @@ _GROW_ABOVE = 0.75
 # model is flat in it), which strands MINPACK's default on such problems.
 _INITIAL_RADIUS = 1.0
 _SECULAR_ITERATIONS = 10
-_REFINEMENTS = 2
+_REFINEMENTS = 1
 
 
 class Options(NamedTuple):
@@ -186,7 +186,8 @@ def gauss_newton_step(J, r):
         ds = f - Q @ (f1 - h)
         return y + dy, s + ds
 
-    y, s = lax.fori_loop(0, _REFINEMENTS, refine, (y, s))
+    for k in range(_REFINEMENTS):
+        y, s = refine(k, (y, s))
     return y / c
 
 
