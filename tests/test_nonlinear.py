@@ -37,9 +37,9 @@ def test_strd_nls_accuracy_bar():
     for name in STRD_NLS_NAMES:
         pr = load_strd_nls(name)
         starts = jnp.stack([jnp.asarray(pr.start1), jnp.asarray(pr.start2)])
-        res = jax.vmap(lambda s: nonlinear_least_squares(pr.residuals, s, pr.args))(starts)
+        res = jax.vmap(lambda s, pr=pr: nonlinear_least_squares(pr.residuals, s, pr.args))(starts)
         for k in range(2):
-            one = jax.tree_util.tree_map(lambda a: a[k], res)
+            one = jax.tree_util.tree_map(lambda a, k=k: a[k], res)
             sc = pr.scores(one)
             lre_params.append(sc["params"])
             if sc["params"] < 10:

@@ -36,7 +36,7 @@ def _solve_ours(pr) -> tuple[list, float]:
     from ..solvers import nonlinear_least_squares
 
     starts = jnp.stack([jnp.asarray(pr.start1), jnp.asarray(pr.start2)])
-    one = lambda s: nonlinear_least_squares(pr.residuals, s, pr.args)  # noqa: E731
+    one = lambda s: nonlinear_least_squares(pr.residuals, s, pr.args)
     t0 = time.perf_counter()
     first = jax.block_until_ready(one(starts[0]))
     compile_s = time.perf_counter() - t0
@@ -87,7 +87,7 @@ def _peers(pr) -> dict[str, Callable[[np.ndarray], Any]]:
         optx = None
     if optx is not None:
         solver = optx.LevenbergMarquardt(rtol=PEER_TOL, atol=PEER_TOL)
-        fn = lambda b, a: pr.residuals(b, a)  # noqa: E731
+        fn = lambda b, a: pr.residuals(b, a)
         solve = jax.jit(lambda s, a: optx.least_squares(fn, solver, s, args=a, max_steps=10000, throw=False).value)
 
         def run_optx(start):

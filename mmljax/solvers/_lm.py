@@ -165,7 +165,6 @@ def gauss_newton_step(J, r):
     with its residuals `b - s - A y` and `-Aᵀ s` computed in double-double (Björck's refinement):
     the large-residual term `κ² ε ‖r‖` of plain QR is removed. **Returns:** `p (n,)`.
     """
-    m, n = J.shape
     c = pow2_scale(_norm_cols(J))
     A = J / c
     Q, R = jnp.linalg.qr(A)

@@ -65,8 +65,8 @@ def _scipy(problems):
         out = []
         for p, res, jac, d in fns:
             for s in p.starts:
-                sol = least_squares(lambda b: np.asarray(res(b, d)), np.asarray(s, float),
-                                    jac=lambda b: np.asarray(jac(b, d)), method="trf",
+                sol = least_squares(lambda b, res=res, d=d: np.asarray(res(b, d)), np.asarray(s, float),
+                                    jac=lambda b, jac=jac, d=d: np.asarray(jac(b, d)), method="trf",
                                     ftol=PEER_TOL, xtol=PEER_TOL, gtol=PEER_TOL, max_nfev=10000)
                 out.append(sol.x)
         return np.concatenate(out)
