@@ -9,6 +9,9 @@
 4. At the end, the Hessian spectrum by Lanczos on Hessian-vector products, compared with the
    dense eigenvalues, its trace by Hutchinson's estimator, and the second-order classification
    of the end point.
+5. The same models (those with at least as many residuals as parameters) trained by
+   Levenberg–Marquardt (`mmljax.solvers.nonlinear_least_squares` on the per-example residuals)
+   from the same initialisation: training loss against steps and against wall time, beside Adam.
 
 Training checkpoints to `OUT/checkpoints/`; `--resume` continues an interrupted run and ends
 with exactly the parameters of an uninterrupted one (final parameters: `OUT/final_params.npz`).
@@ -22,6 +25,7 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -42,11 +46,13 @@ DESCRIPTION = "Learned features and MLPs of growing width/depth with optax: fits
 
 QUICK = dict(n_train=64, n_test=200, noise=0.05, widths=(4, 16), depths=(2,), depth_width=16,
              multi_sizes=(4, 16, 16, 2), multi_n=256, steps=2000, checkpoint_every=250, lr=1e-2,
-             check_every=250, lanczos_iterations=40, trace_samples=100, analyse=("mlp_",))
+             check_every=250, lanczos_iterations=40, trace_samples=100, analyse=("mlp_",), lm_steps=60,
+             lm_models=("basis_",))
 FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), depths=(2, 3, 4), depth_width=32,
             multi_sizes=(4, 64, 64, 2), multi_n=2000, steps=20000, checkpoint_every=1000, lr=3e-3,
             check_every=500, lanczos_iterations=120, trace_samples=1000,
-            analyse=("basis_", "mlp_", "multi_"))
+            analyse=("basis_", "mlp_", "multi_"), lm_steps=400,
+            lm_models=("basis_", "mlp_", "multi_"))
 
 
 
@@ -179,6 +185,80 @@ def train(ctx, cfg: dict, model: dict, data: dict, index: int, steps_before: int
             "grad_norm": float(res.grad_norm), "gradcheck": dict(sorted(records.items())), "X": X, "Y": Y}
 
 
+def _step_grid(limit: int) -> list[int]:
+    """1, 2, 4, ... up to `limit` (and `limit` itself)."""
+    out, k = [], 1
+    while k < limit:
+        out.append(k)
+        k *= 2
+    return out + [limit]
+
+
+def adam_seconds_per_step(cfg: dict, loss, params0) -> float:
+    """Warm wall time of one full-batch Adam step (a compiled `lax.scan` of steps, timed after compiling):
+    the training run itself also checkpoints and checks gradients, which a timing should not count."""
+    opt = optax.adam(cfg["lr"])
+    n = min(cfg["steps"], 500)
+
+    @jax.jit
+    def run(p0):
+        def step(carry, _):
+            p, st = carry
+            value, g = jax.value_and_grad(loss)(p)
+            upd, st = opt.update(g, st, p)
+            return (optax.apply_updates(p, upd), st), value
+
+        (p, _), hist = jax.lax.scan(step, (p0, opt.init(p0)), None, length=n)
+        return p, hist
+
+    jax.block_until_ready(run(params0))
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(params0))
+        best = min(best, time.perf_counter() - t0)
+    return best / n
+
+
+def train_lm(cfg: dict, model: dict, data: dict, index: int, seed: int) -> dict:
+    """Levenberg–Marquardt on the per-example residuals `f(x_i) - y_i`, from Adam's initialisation.
+
+    The loss after k steps is that of a run with `max_steps=k` (a traced bound: one compiled program),
+    timed warm, for k = 1, 2, 4, ... until the solver stops by itself: loss against steps and time."""
+    if model["data"] == "1d":
+        X, Y = jnp.asarray(data["x"][:, None]), jnp.asarray(data["y"])
+    else:
+        X, Y = jnp.asarray(data["X_multi"]), jnp.asarray(data["Y_multi"])
+    n = X.shape[0]
+    apply = _apply(model)
+    params0 = jax.jit(lambda key: _init(model, key))(jax.random.fold_in(jax.random.PRNGKey(seed), index))
+    P, m = _flat(params0).size, int(np.prod(Y.shape))
+    if m < P:
+        return {"skipped": f"{P} parameters > {m} residuals: Levenberg–Marquardt needs m >= n"}
+    if not model["name"].startswith(cfg["lm_models"]):
+        return {"skipped": "not trained by Levenberg–Marquardt in this run (quick: the learned-basis models only)"}
+
+    def residuals(p, d):
+        return jnp.ravel(apply(p, d[0]) - d[1])
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(mj.solvers.nonlinear_least_squares(residuals, params0, (X, Y), max_steps=1).params)
+    compile_s = time.perf_counter() - t0
+    steps, losses, seconds = [0], [float(jnp.sum(residuals(params0, (X, Y)) ** 2)) / (2 * n)], [0.0]
+    res = None
+    for k in _step_grid(cfg["lm_steps"]):
+        t0 = time.perf_counter()
+        res = mj.solvers.nonlinear_least_squares(residuals, params0, (X, Y), max_steps=k)
+        jax.block_until_ready(res.params)
+        seconds.append(time.perf_counter() - t0)
+        steps.append(int(res.steps))
+        losses.append(float(res.rss) / (2 * n))
+        if mj.Status(int(res.status)) is not mj.Status.MAX_STEPS:
+            break
+    return {"params": res.params, "steps": steps, "loss": losses, "seconds": seconds, "compile_s": compile_s,
+            "status": mj.Status(int(res.status)).name, "final_loss": losses[-1], "n_params": P, "n_residuals": m}
+
+
 def analyse(cfg: dict, model: dict, tr: dict) -> dict:
     """Lanczos spectrum (all Ritz values of an m-step run) vs dense eigenvalues, and the classification."""
     loss, params = tr["loss_fn"], tr["params"]
@@ -229,6 +309,15 @@ def body(ctx: _common.Context) -> dict:
         with ctx.phase(f"train {model['name']}"):
             trained[model["name"]] = train(ctx, cfg, model, data, index[model["name"]], done)
         done += cfg["steps"]
+    lm = {}
+    for model in models:
+        with ctx.phase(f"Levenberg–Marquardt {model['name']}"):
+            lm[model["name"]] = train_lm(cfg, model, data, index[model["name"]], ctx.seed)
+            if "skipped" not in lm[model["name"]]:
+                tr = trained[model["name"]]
+                lm[model["name"]]["adam_seconds_per_step"] = adam_seconds_per_step(
+                    cfg, tr["loss_fn"], jax.jit(lambda key, m=model: _init(m, key))(
+                        jax.random.fold_in(jax.random.PRNGKey(ctx.seed), index[model["name"]])))
     for model in models:
         tr = trained[model["name"]]
         an = None
@@ -252,6 +341,7 @@ def body(ctx: _common.Context) -> dict:
             "gradcheck_max_rel_error": float(gc.max()) if gc.size else None,
             "params_sha256": hashlib.sha256(flat[model["name"]].tobytes()).hexdigest(),
             "hessian": an,
+            "levenberg_marquardt": _lm_record(lm[model["name"]], model, data, apply),
         }
         if model["family"] == "basis":
             p = tr["params"]
@@ -264,8 +354,51 @@ def body(ctx: _common.Context) -> dict:
         _plot_checks(ctx, results)
         if any(r["data"] == "multi" for r in results.values()):
             _plot_multi(ctx, data, results)
+        _plot_lm(ctx, results)
     return {"config": cfg, "models": results, "data": {"x": data["x"], "y": data["y"], "x_test": data["x_test"]},
             "params_file": "final_params.npz"}
+
+
+def _lm_record(lm: dict, model: dict, data: dict, apply) -> dict:
+    if "skipped" in lm:
+        return {"skipped": lm["skipped"]}
+    if model["data"] == "1d":
+        pred = np.asarray(jax.jit(apply)(lm["params"], jnp.asarray(data["x_test"][:, None])))
+        test_mse = float(np.mean((pred - data["y_test"]) ** 2))
+    else:
+        pred = np.asarray(jax.jit(apply)(lm["params"], jnp.asarray(data["X_multi_test"])))
+        test_mse = float(np.mean((pred - data["Y_multi_test"]) ** 2))
+    return {k: v for k, v in lm.items() if k != "params"} | {"test_mse": test_mse}
+
+
+def _plot_lm(ctx, results):
+    fig, axes = _common.figure(1, 2, width=4.4, height=3.4)
+    shown = 0
+    for i, (name, r) in enumerate(results.items()):
+        lm = r["levenberg_marquardt"]
+        if "skipped" in lm:
+            continue
+        shown += 1
+        adam = np.asarray(r["loss_history"])
+        k = np.arange(1, adam.size + 1)
+        axes[0, 0].loglog(k, adam, color=f"C{i}", lw=1, label=f"{name}: Adam")
+        axes[0, 0].loglog(np.maximum(lm["steps"], 1), lm["loss"], "o-", ms=3, color=f"C{i}", lw=1.5,
+                          label=f"{name}: Levenberg–Marquardt")
+        axes[0, 1].loglog(k * lm["adam_seconds_per_step"], adam, color=f"C{i}", lw=1)
+        # a run of k steps cannot take less time than a run of fewer: the running maximum removes timing noise
+        t = np.maximum.accumulate(np.asarray(lm["seconds"][1:]))
+        axes[0, 1].loglog(t, lm["loss"][1:], "o-", ms=3, color=f"C{i}", lw=1.5)
+    axes[0, 0].set_xlabel("step (Adam: full-batch update; LM: trial step)")
+    axes[0, 1].set_xlabel("wall time, warm (s)")
+    for ax in axes[0]:
+        ax.set_ylabel("training loss ½ mean ||y − f(x)||²")
+    axes[0, 0].set_title("Loss against steps: Adam (line) and LM (dots)", fontsize=10)
+    axes[0, 1].set_title("Loss against wall time", fontsize=10)
+    if shown:
+        axes[0, 0].legend(fontsize=5)
+    else:
+        axes[0, 0].text(0.5, 0.5, "no model with m >= n residuals", ha="center", transform=axes[0, 0].transAxes)
+    ctx.save_figure(fig, "deep_regression_lm.png")
 
 
 def _one_d(results):

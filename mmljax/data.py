@@ -492,3 +492,9 @@ def synthetic_sine(n: int = 25, *, noise: float = 0.2, x_range=(0.0, 1.0), seed:
     """The classic curve-fitting demo: `y = sin(2πx) + noise` (for polynomial, RBF and Fourier features)."""
     x = _xs(n, x_range, seed, "synthetic_sine")
     return _synthetic(x, lambda x: np.sin(2 * np.pi * np.asarray(x)), noise, seed, "synthetic_sine")
+
+# NIST StRD nonlinear regression problems (implemented in mmljax.strd_nls)
+from .strd_nls import STRD_NLS_NAMES as STRD_NLS_NAMES  # noqa: E402
+from .strd_nls import StrdNonlinearProblem as StrdNonlinearProblem  # noqa: E402
+from .strd_nls import load_strd_nls as load_strd_nls  # noqa: E402
+from .strd_nls import parse_strd_nls as parse_strd_nls  # noqa: E402

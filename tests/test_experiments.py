@@ -197,6 +197,10 @@ def _deep_regression_training_and_checks(out, r):
         assert c["max_eigenvalue"] > 0
     params = np.load(out / "final_params.npz")
     assert sorted(params.files) == sorted(models)
+    lm = {k: m["levenberg_marquardt"] for k, m in models.items() if "skipped" not in m["levenberg_marquardt"]}
+    assert lm, "no model trained by Levenberg–Marquardt"
+    for name, rec in lm.items():  # in far fewer steps than Adam, to a lower training loss
+        assert rec["steps"][-1] < r["config"]["steps"] / 10 and rec["final_loss"] < models[name]["final_loss"], name
 
 
 def _deep_regression_resume_after_kill(out0, r0, tmp_path):

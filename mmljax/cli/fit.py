@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", action="store_true", help="StRD table: add numpy.linalg.lstsq and the normal "
                                                           "equations on the raw design")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
+    p.add_argument("--nonlinear", action="store_true", help="NIST StRD nonlinear regression by Levenberg–Marquardt "
+                   "(--dataset: a problem name, names separated by commas, or a NIST file path)")
     p.add_argument("--plot", metavar="PATH", help="save a plot of the data, the fit and the residuals")
 
 
@@ -388,6 +390,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:  # files and pipes: do not squeeze tables into 80 columns
         console = Console(width=150)
+    if args.nonlinear:
+        from . import fit_nonlinear
+
+        return fit_nonlinear.run(args, console)
     if args.dataset is None and args.csv is None:
         if args.features is not None or args.plot is not None:
             raise ValueError("--features and --plot need --dataset NAME or --csv FILE")

@@ -18,4 +18,6 @@ from .least_squares import least_squares as least_squares
 from .least_squares import linear_regression as linear_regression
 from .least_squares import polyfit as polyfit
 from .newton import newton as newton
+from .nonlinear import NonlinearLeastSquaresResult as NonlinearLeastSquaresResult
+from .nonlinear import nonlinear_least_squares as nonlinear_least_squares
 from .optax_loop import minimize as minimize

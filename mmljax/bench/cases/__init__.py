@@ -9,12 +9,14 @@ from .fits import LS_FIT
 from .least_squares import LS_GRADIENT, LS_HESSIAN, LS_HVP
 from .matrix import MATRIX_GRAD, VEC_KRON
 from .mlp import MLP_GAUSS_NEWTON, MLP_GRADIENT, MLP_HESSIAN, MLP_JACOBIAN
+from .nonlinear import NLS_STRD
 
 CASES: tuple[Case, ...] = (
     LS_GRADIENT, LS_HESSIAN, LS_HVP,
     MLP_GRADIENT, MLP_JACOBIAN, MLP_GAUSS_NEWTON, MLP_HESSIAN,
     VEC_KRON, MATRIX_GRAD,
     LS_FIT,
+    NLS_STRD,
 )
 
 
