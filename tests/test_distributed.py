@@ -203,7 +203,9 @@ def test_communication_volume_formula():
 
 
 def test_scaling_benchmark_rows_on_one_device():
-    rows = md.scaling_benchmark(n=64, p=4, device_counts=(1,), methods=("normal",), min_sample_s=0.001, samples=5)
+    from mmljax.bench.scaling import scaling_benchmark
+
+    rows = scaling_benchmark(n=64, p=4, device_counts=(1,), methods=("normal",), min_sample_s=0.001, samples=5)
     (row,) = rows
     assert row["devices"] == 1 and row["method"] == "normal" and row["median_s"] > 0 and len(row["samples_s"]) == 5
     assert row["max_rel_diff_vs_single_device"] <= NORMAL and row["platform"] == "cpu"
@@ -232,7 +234,9 @@ def test_errors_say_what_was_expected():
     with pytest.raises(ValueError, match="method must be one of"):
         least_squares(np.eye(3), np.ones(3), method="lu", mesh=mesh)
     with pytest.raises(ValueError, match="too few"):
-        md.scaling_benchmark(n=10, p=8, device_counts=(1, 2))
+        from mmljax.bench.scaling import scaling_benchmark
+
+        scaling_benchmark(n=10, p=8, device_counts=(1, 2))
 
 
 def test_fewer_rows_than_columns_falls_back_to_one_device():
