@@ -285,7 +285,7 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     unident = jnp.sqrt(jnp.sum((jnp.where(null, vt, 0) @ G.hi) ** 2, axis=0)) > math.sqrt(eps)
     se = (jnp.sqrt(var)[:, None] * sigma_s[None, :]) / gsc[:, None] / sy[None, :]
     se = jnp.where(unident[:, None], jnp.inf, se)
-    coef = ext.matmul(ue, z).hi / sy
+    coef = ext.matmul(DD(G.hi.T, G.lo.T), z).hi / gsc[:, None] / sy  # rows normalised: no subnormal parts
     residuals = r.hi[:n] / sy
     fitted = y - residuals
     rss = rss_s / sy / sy
