@@ -570,7 +570,11 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
     if out_dtype != np.float64:
         res = jax.tree_util.tree_map(lambda a: a.astype(out_dtype) if a.dtype == np.float64 else a, res)
     fields = {f: getattr(res, f) for f in res.__dataclass_fields__}
-    fields.update(method=resolved, dtype=np.dtype(out_dtype))
+    fields = {f: (v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v) for f, v in fields.items()}
+    fields.update(method=resolved, dtype=np.dtype(out_dtype), rank=rank, condition_number=cond,
+                  refinement_steps=int(res.refinement_steps), dof=float(res.dof), intercept=bool(res.intercept),
+                  ridge=float(ridge), refinement_converged=bool(res.refinement_converged), status=status,
+                  expected_digits=float(res.expected_digits))
     return LeastSquaresResult(**fields)
 
 
