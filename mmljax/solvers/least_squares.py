@@ -212,9 +212,9 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
         zs = vt[: sv.shape[0]].T @ (inv_sv[:, None] * (us.T @ qt(f)))
         return zs, vt[: sv.shape[0]].T * inv_sv  # solution, half of the pseudo-inverse (p, min(m, p))
 
-    def unrefined_residual(z):
-        res, _ = ops.residual(B, Bl, ext.from_float(f), ext.from_float(jnp.zeros_like(f)), ext.from_float(z))
-        return res
+    def unrefined_residual(z):  # working precision, like the unrefined solution itself
+        fitted_b = B @ z if Bl is None else B @ z + Bl @ z
+        return ext.from_float(f - fitted_b)
 
     zero_int = jnp.asarray(0, jnp.int32)
     steps, converged = zero_int, jnp.asarray(False)
@@ -231,9 +231,8 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
         r = DD(ref.r.hi[:, :k], ref.r.lo[:, :k])
         steps, converged = ref.steps, ref.converged
         half = solve_triangular(R, jnp.eye(p, dtype=dtype))
-        if cfg.refined_se:
-            w = DD(jnp.where(obs, ref.r.hi[:, k:], 0), jnp.where(obs, ref.r.lo[:, k:], 0))
-            var_refined = ops.square_sum(w).hi
+        if cfg.refined_se:  # its squared column norms are summed below, with the other sums of squares
+            var_refined = DD(jnp.where(obs, ref.r.hi[:, k:], 0), jnp.where(obs, ref.r.lo[:, k:], 0))
         if cfg.method == "auto":  # rank deficient: the minimum-norm SVD solution
             zs, half_s = svd_parts()
             rs = unrefined_residual(zs)
@@ -242,8 +241,6 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
             half = jnp.where(full, half, half_s)
             steps = jnp.where(full, steps, zero_int)
             converged = converged & full
-            if var_refined is not None:
-                var_refined = jnp.where(full, var_refined, jnp.nan)
     elif cfg.method in ("cholesky", "normal"):
         gm = ops.gram(B)
         rhs = ops.rmatmul(B, f)
@@ -260,12 +257,18 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
 
     # ---- statistics, in the scaled units of f (no overflow), then scaled back exactly
     res = DD(jnp.where(obs, r.hi, 0), jnp.where(obs, r.lo, 0))
-    rss_s = ops.square_sum(res).hi
     fo = DD(jnp.where(obs, f, 0), jnp.zeros_like(f))
     mean = ext.div(ops.sum_dd(fo), ext.from_float(jnp.full((k,), float(n), dtype)))
     centred = ext.sub(fo, DD(mean.hi[None], mean.lo[None]))
-    tss_c = ops.square_sum(DD(jnp.where(obs, centred.hi, 0), jnp.where(obs, centred.lo, 0))).hi
-    tss_u = ops.square_sum(fo).hi
+    centred = DD(jnp.where(obs, centred.hi, 0), jnp.where(obs, centred.lo, 0))
+    parts = [res, centred, fo] + ([] if var_refined is None else [var_refined])
+    sums = ops.square_sum(DD(jnp.concatenate([q.hi for q in parts], axis=1),
+                             jnp.concatenate([q.lo for q in parts], axis=1))).hi  # one pass, one program
+    rss_s, tss_c, tss_u = sums[:k], sums[k:2 * k], sums[2 * k:3 * k]
+    if var_refined is not None:
+        var_refined = sums[3 * k:]
+        if cfg.method == "auto":
+            var_refined = jnp.where(full, var_refined, jnp.nan)
     intercept = jnp.asarray(design.intercept)
     tss = jnp.where(intercept, tss_c, tss_u)
     r2 = jnp.where(tss > 0, 1 - rss_s / jnp.where(tss > 0, tss, 1), jnp.nan)
