@@ -27,7 +27,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..linalg import doubledouble as ext
 from ..linalg.doubledouble import DD
@@ -82,5 +82,10 @@ def _sharded_ops(mesh: Mesh) -> LinearOps:
     square_sum = smap(lambda x: _dd_allsum(ext.square_sum(x, axis=0), ax), (S,), R)
     sum_dd = smap(lambda x: _dd_allsum(ext.sum_(x, axis=0), ax), (S,), R)
     sum_rows = smap(lambda a: lax.psum(jnp.sum(a, axis=0), ax), (S,), R)
+    whole = NamedSharding(mesh, R)
+
+    def replicate(a):
+        return lax.with_sharding_constraint(a, whole)
+
     return LinearOps(qr=qr, rmatmul=rmatmul, residual=residual, colmax=colmax, gram=gram, square_sum=square_sum,
-                     sum_dd=sum_dd, sum_rows=sum_rows, devices=n_dev)
+                     sum_dd=sum_dd, sum_rows=sum_rows, devices=n_dev, replicate=replicate)

@@ -49,6 +49,8 @@ class LinearOps(NamedTuple):
     - `sum_rows(a)`: `Σ_rows a` in working precision.
     - `devices`: how many devices share the rows; a design handed to these functions has a multiple of
       `devices` rows, at least `p` per device (the driver pads with zero rows, which change nothing).
+    - `replicate(a)`: `a` replicated on every device (results leave the program whole, also when
+      several processes share the mesh); None: nothing to do.
     """
 
     qr: Callable
@@ -60,6 +62,7 @@ class LinearOps(NamedTuple):
     sum_dd: Callable
     sum_rows: Callable
     devices: int = 1
+    replicate: Callable | None = None
 
 
 def solve_triangular(r: Array, rhs: Array, *, trans: bool = False) -> Array:

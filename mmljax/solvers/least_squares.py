@@ -382,6 +382,8 @@ _CHECK_MESSAGES = (
 def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names: tuple, out_dtype: Any):
     """The compiled fit: one program per (shapes, static options), cached by `jax.jit`."""
     out = _solve(cfg, data, y, ridge)
+    if cfg.ops.replicate is not None:  # results whole on every device (and process)
+        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
     status = out.status.astype(jnp.int32)
 
     def o(a):
