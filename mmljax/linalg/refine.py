@@ -55,11 +55,13 @@ class _State(NamedTuple):
 
 
 def refine_augmented(ops: LinearOps, b_hi: Array, b_lo: Array | None, factor: QRFactor, f: DD, g: DD, *,
-                     max_steps: int = 30) -> Refined:
+                     max_steps: int = 30, skip: Any = False) -> Refined:
     """Refine the solution of `[[I, B], [Bᵀ, 0]] [r; z] = [f; g]`, `B = b_hi + b_lo`.
 
     **Arguments:** `b_hi (m, p)` (and `b_lo`, None when `B` is exact in working precision) and its
-    factorisation `factor`; `f (m, k)` and `g (p, k)` double-double; `ops` the backend.
+    factorisation `factor`; `f (m, k)` and `g (p, k)` double-double; `ops` the backend; `skip` (a bool
+    array) returns the working-precision solution without refining (under `jax.vmap` the loop then does
+    not run at all when every batch element skips).
 
     **Returns:** `Refined(r, z, steps, converged, correction)`. The loop stops when a correction is
     not finite or larger than the one before (not applied), when it is at the double-double level,
@@ -94,6 +96,6 @@ def refine_augmented(ops: LinearOps, b_hi: Array, b_lo: Array | None, factor: QR
         return (~s.done) & (s.steps < max_steps)
 
     start = _State(ext.from_float(r0), ext.from_float(z0), jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, dtype),
-                   jnp.asarray(f.hi.shape[0] == 0), jnp.asarray(False))
+                   jnp.asarray(skip) | (f.hi.shape[0] == 0), jnp.asarray(False))
     end = lax.while_loop(running, body, start)
     return Refined(end.r, end.z, end.steps, end.converged, end.prev)

@@ -80,6 +80,7 @@ METHODS = ("auto", "qr", "svd", "cholesky", "normal")
 LARGE_PRODUCTS = 1 << 22    # m·p·max(p, k) from which a design is "large": Gram-matrix factor first
 GRAM_COND_LIMIT = 1e5       # the Gram-matrix factor is used up to this condition number (cond² eps <= 2e-6)
 REFINED_SE_LIMIT = 5e7      # above this n·p² the standard errors come from the working-precision factor
+REFINED_SE_COND = 1e4       # ... and below this condition number too (their relative error is about cond·eps)
 ILL_CONDITIONED_DIGITS = 3.0  # "normal"/"cholesky" with fewer expected correct digits: ILL_CONDITIONED
 
 
@@ -220,19 +221,17 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     steps, converged = zero_int, jnp.asarray(False)
     var_refined = None
     if cfg.method in ("auto", "qr") and tall:
-        if cfg.refined_se:
-            F = ext.from_float(jnp.concatenate([f, jnp.zeros((rows_total, p), dtype)], axis=1))
-            Gall = DD(jnp.concatenate([jnp.zeros((p, k), dtype), G.hi], axis=1),
-                      jnp.concatenate([jnp.zeros((p, k), dtype), G.lo], axis=1))
-        else:
-            F, Gall = ext.from_float(f), ext.from_float(jnp.zeros((p, k), dtype))
-        ref = refine_augmented(ops, B, Bl, factor, F, Gall)
-        z = DD(ref.z.hi[:, :k], ref.z.lo[:, :k])
-        r = DD(ref.r.hi[:, :k], ref.r.lo[:, :k])
+        ref = refine_augmented(ops, B, Bl, factor, ext.from_float(f), ext.from_float(jnp.zeros((p, k), dtype)))
+        z, r = ref.z, ref.r
         steps, converged = ref.steps, ref.converged
         half = solve_triangular(R, jnp.eye(p, dtype=dtype))
-        if cfg.refined_se:  # its squared column norms are summed below, with the other sums of squares
-            var_refined = DD(jnp.where(obs, ref.r.hi[:, k:], 0), jnp.where(obs, ref.r.lo[:, k:], 0))
+        if cfg.refined_se:  # refined variances where cond·eps could cost digits: ||B (BᵀB)⁻¹ g_j||², f = 0
+            # (an R from the Gram matrix carries cond² eps: compare that)
+            se_needed = full & ((cond * cond if factor.q is None else cond) > REFINED_SE_COND)
+            ref_se = refine_augmented(ops, B, Bl, factor, ext.from_float(jnp.zeros((rows_total, p), dtype)), G,
+                                      skip=~se_needed)
+            # its squared column norms are summed below, with the other sums of squares
+            var_refined = DD(jnp.where(obs, ref_se.r.hi, 0), jnp.where(obs, ref_se.r.lo, 0))
         if cfg.method == "auto":  # rank deficient: the minimum-norm SVD solution
             zs, half_s = svd_parts()
             rs = unrefined_residual(zs)
@@ -266,9 +265,7 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
                              jnp.concatenate([q.lo for q in parts], axis=1))).hi  # one pass, one program
     rss_s, tss_c, tss_u = sums[:k], sums[k:2 * k], sums[2 * k:3 * k]
     if var_refined is not None:
-        var_refined = sums[3 * k:]
-        if cfg.method == "auto":
-            var_refined = jnp.where(full, var_refined, jnp.nan)
+        var_refined = jnp.where(se_needed, sums[3 * k:], jnp.nan)
     intercept = jnp.asarray(design.intercept)
     tss = jnp.where(intercept, tss_c, tss_u)
     r2 = jnp.where(tss > 0, 1 - rss_s / jnp.where(tss > 0, tss, 1), jnp.nan)
