@@ -1,7 +1,8 @@
 """Solvers: closed-form least squares (accurate to 12+ digits on NIST StRD) and iterative minimisers.
 
-- `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: host-side, float64,
-  Householder QR + Björck refinement in double-double; a `LeastSquaresResult` with statistics.
+- `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: one JAX program each
+  (jit, vmap, grad; float64 eagerly), Householder QR + Björck refinement in double-double; a
+  `LeastSquaresResult` (an equinox Module) with statistics and a status.
 - `gradient_descent`, `newton`, `minimize` (optax): jit-compiled loops on parameter pytrees,
   returning an `OptimizeResult`; a non-finite loss raises `DivergenceError`.
 """
