@@ -110,7 +110,8 @@ def scaling_benchmark(n: int = 40_000, p: int = 16, device_counts: Sequence[int]
         with float64_scope():
             return _measure(**args)
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1",
-               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={max(counts)}".strip())
+               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
+                         f"--xla_force_host_platform_device_count={max(counts)}".strip())
     code = ("import json, sys; from mmljax.bench.scaling import _measure; "
             "print(json.dumps(_measure(**json.loads(sys.argv[1]))))")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True,

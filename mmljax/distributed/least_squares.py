@@ -10,12 +10,12 @@ program with the rows split over the mesh:
 |---|---|---|
 | factor `B = Q R` | local Householder QR | TSQR tree: `p²` per level |
 | `Bᵀf`, `Qᵀf` (working precision) | its rows' products | one `psum` of `p·k` |
-| residuals `f − r − B z`, `Bᵀ r` in double-double | compensated products of its rows | `all_gather` of `2·p·k` partial sums, summed in double-double on every device |
+| residuals `f − r − B z`, `Bᵀ r` in double-double | compensated products of its rows | `all_gather` of `2·p·k` partial sums |
 | column maxima (stopping rule) | its rows | a max-reduction of `k` |
 | sums of squares (RSS, TSS, variances) in double-double | its rows | `all_gather` of `2·k` partial sums |
 | normal equations (`method="normal"/"cholesky"`) | `Bᵢᵀ Bᵢ` | one `psum` of `p²` |
 
-So the refined solution agrees with the single-device one to the last bits float64 can show
+Partial double-double sums are added in double-double on every device. So the refined solution agrees with the single-device one to the last bits float64 can show
 (≤ 1e-12 relative), and Filip's degree-10 polynomial keeps ≥ 12 correct digits on 8 devices.
 This module never imports the solvers: it is a backend below them.
 """
