@@ -15,7 +15,8 @@ program with the rows split over the mesh:
 | sums of squares (RSS, TSS, variances) in double-double | its rows | `all_gather` of `2·k` partial sums |
 | normal equations (`method="normal"/"cholesky"`) | `Bᵢᵀ Bᵢ` | one `psum` of `p²` |
 
-Partial double-double sums are added in double-double on every device. So the refined solution agrees with the single-device one to the last bits float64 can show
+Partial double-double sums are added in double-double on every device. So the refined solution agrees
+with the single-device one to the last bits float64 can show
 (≤ 1e-12 relative), and Filip's degree-10 polynomial keeps ≥ 12 correct digits on 8 devices.
 This module never imports the solvers: it is a backend below them.
 """
