@@ -192,3 +192,18 @@ def test_normal_equations_warn_when_the_condition_number_leaves_no_digits():
     with pytest.warns(Warning, match="correct significant digits"):
         res = least_squares(V, y, method="cholesky")
     assert int(res.status) == Status.ILL_CONDITIONED and float(res.expected_digits) < 3
+
+
+def test_an_eager_call_compiles_once_per_shape_and_options(data):
+    """The compiled program is cached at module level: new data of the same shapes reuse it."""
+    import importlib
+
+    program = importlib.import_module("mmljax.solvers.least_squares")._program
+    X, y = data
+    linear_regression(X, y)
+    before = program._cache_size()
+    for scale in (2.0, 3.0, 5.0):
+        linear_regression(X * scale, y + scale)
+    assert program._cache_size() == before
+    linear_regression(X[:-1], y[:-1])  # a new shape: one new program
+    assert program._cache_size() == before + 1
