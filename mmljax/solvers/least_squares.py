@@ -526,7 +526,7 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
     with float64_scope():
         def run(cfg_):
             return jax.device_get(_program(_host64(data), _host64(y2), np.float64(ridge), cfg=cfg_,
-                                           squeeze=y.ndim == 1, check=check, names=names,
+                                           squeeze=y.ndim == 1, check=False, names=names,
                                            out_dtype=np.dtype(np.float64)))
 
         res = run(cfg)
@@ -569,6 +569,9 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
         warnings.warn(f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
                       f"the residual SD and standard errors are undefined (NaN)", RankDeficiencyWarning,
                       stacklevel=3)
+    if check and status is not Status.CONVERGED:  # eagerly, check=True raises a plain ValueError
+        raise ValueError(f"{where}: {status.message} (status {status.name}, rank {rank} of {p}, condition number "
+                         f"{cond:.3g}; check=True)")
     if out_dtype != np.float64:
         res = jax.tree_util.tree_map(lambda a: a.astype(out_dtype) if a.dtype == np.float64 else a, res)
     fields = {f: getattr(res, f) for f in res.__dataclass_fields__}
