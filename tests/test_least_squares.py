@@ -247,6 +247,7 @@ def test_an_ill_conditioned_large_design_falls_back_to_householder(large_design_
     np.testing.assert_allclose(res.coefficients, _exact_fit(A, y)[0], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_large_and_small_design_paths_agree(problem, monkeypatch):
     """Multiple right-hand sides, an intercept (a design with a `lo` part): the large-design paths
     give the small-design answer to double-double accuracy, and every statistic to ~1e-15."""
@@ -363,7 +364,7 @@ def test_polyfit_matches_numpy_polyfit_reversed(rng):
     assert no_int.names == ("B1", "B2")
 
 
-@pytest.mark.parametrize("method", ["qr", "svd", "cholesky", "normal"])
+@pytest.mark.parametrize("method", ["qr", *[pytest.param(m, marks=pytest.mark.slow) for m in ("svd", "cholesky", "normal")]])
 def test_ridge_matches_the_closed_form(problem, method):
     X, y = problem
     lam = 3.0
