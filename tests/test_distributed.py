@@ -146,6 +146,60 @@ def test_checker_of_the_eight_device_run_can_fail():
         assert any(phrase in line for line in bad), phrase
 
 
+# ---------------------------------------------------------------------------- two processes on localhost
+
+_MULTIPROCESS_WORKER = """
+import json, sys
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid)
+import numpy as np
+from mmljax import distributed as md
+from mmljax.data import load_strd, strd_scores
+from mmljax.solvers import polyfit
+mesh = md.make_mesh()
+ds = load_strd("Filip")
+res = polyfit(ds.x, ds.y, 10, mesh=mesh)
+print(json.dumps({"process": jax.process_index(), "devices": len(jax.devices()), "local": len(jax.local_devices()),
+                  "mesh": dict(mesh.shape), "lre": strd_scores(ds, res),
+                  "coefficients": np.asarray(res.coefficients).tolist(), "converged": bool(res.refinement_converged)}))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_fit_filip_over_one_mesh():
+    """`jax.distributed.initialize` with 2 processes x 2 CPU devices (gloo collectives on 127.0.0.1):
+    Filip over the 4-device mesh keeps 12+ digits, and both processes hold the same answer."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-c", _MULTIPROCESS_WORKER, str(i), str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=str(WORKER.parent.parent)) for i in range(2)]
+    outs = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert proc.returncode == 0, f"multi-process worker failed:\n{err[-4000:]}"
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(o["process"] for o in outs) == [0, 1]
+    for o in outs:
+        assert o["devices"] == 4 and o["local"] == 2 and o["mesh"] == {"data": 4}, o
+        assert o["lre"]["coefficients"] >= 12 and o["lre"]["standard_errors"] >= 10, o["lre"]
+        assert o["converged"]
+    assert outs[0]["coefficients"] == outs[1]["coefficients"]
+
+
 # ---------------------------------------------------------------------------- on this process's one device
 
 
@@ -203,7 +257,9 @@ def test_communication_volume_formula():
 
 
 def test_scaling_benchmark_rows_on_one_device():
-    rows = md.scaling_benchmark(n=64, p=4, device_counts=(1,), methods=("normal",), min_sample_s=0.001, samples=5)
+    from mmljax.bench.scaling import scaling_benchmark
+
+    rows = scaling_benchmark(n=64, p=4, device_counts=(1,), methods=("normal",), min_sample_s=0.001, samples=5)
     (row,) = rows
     assert row["devices"] == 1 and row["method"] == "normal" and row["median_s"] > 0 and len(row["samples_s"]) == 5
     assert row["max_rel_diff_vs_single_device"] <= NORMAL and row["platform"] == "cpu"
@@ -232,7 +288,9 @@ def test_errors_say_what_was_expected():
     with pytest.raises(ValueError, match="method must be one of"):
         least_squares(np.eye(3), np.ones(3), method="lu", mesh=mesh)
     with pytest.raises(ValueError, match="too few"):
-        md.scaling_benchmark(n=10, p=8, device_counts=(1, 2))
+        from mmljax.bench.scaling import scaling_benchmark
+
+        scaling_benchmark(n=10, p=8, device_counts=(1, 2))
 
 
 def test_fewer_rows_than_columns_falls_back_to_one_device():

@@ -17,10 +17,17 @@ from mmljax.solvers import (
     linear_regression,
     polyfit,
 )
+import importlib
+
 from mmljax.linalg import doubledouble as ext
-from mmljax.solvers import _qr
-from mmljax.solvers._qr import qr_factor, solve_augmented
-from mmljax.solvers._refine import refine_augmented
+from mmljax.linalg.qr import SINGLE, QRFactor, gram_factor, solve_augmented
+from mmljax.linalg.refine import refine_augmented
+
+_ls = importlib.import_module("mmljax.solvers.least_squares")
+
+
+def qr_factor(b):
+    return QRFactor(*jnp.linalg.qr(jnp.asarray(b)))
 
 
 def _wide_floats(rng, n):
@@ -145,7 +152,7 @@ def test_solve_augmented_matches_dense_kkt_solve(rng):
     n, p, k = 12, 4, 2
     b = rng.standard_normal((n, p))
     f, g = rng.standard_normal((n, k)), rng.standard_normal((p, k))
-    r, z = solve_augmented(qr_factor(b), f, g)
+    r, z = solve_augmented(SINGLE, b, qr_factor(b), f, g)
     kkt = np.block([[np.eye(n), b], [b.T, np.zeros((p, p))]])
     want = np.linalg.solve(kkt, np.vstack([f, g]))
     np.testing.assert_allclose(np.vstack([r, z]), want, rtol=1e-12, atol=1e-12)
@@ -157,11 +164,19 @@ def test_refinement_converges_on_an_ill_conditioned_design(rng):
     v, _ = np.linalg.qr(rng.standard_normal((p, p)))
     b = (u * np.logspace(0, -10, p)) @ v.T  # condition number 1e10
     y = rng.standard_normal((n, 1))
-    out = refine_augmented(ext.from_float(b), qr_factor(b), ext.from_float(y), ext.from_float(np.zeros((p, 1))))
+    b = jnp.asarray(b)
+    run = jax.jit(lambda b, y: refine_augmented(SINGLE, b, None, qr_factor(b), ext.from_float(y),
+                                                ext.from_float(jnp.zeros((p, 1)))))
+    out = jax.tree_util.tree_map(np.asarray, run(b, jnp.asarray(y)))
     assert out.converged and 2 <= out.steps <= 30
-    assert out.corrections[-1] < 1e-20 < out.corrections[0]
+    assert out.correction < 1e-20
     # the refined residual is orthogonal to the columns far below float64 rounding of the plain solve
-    assert np.max(np.abs(ext.rmatmul(ext.from_float(b), out.r).hi)) < 1e-25
+    assert np.max(np.abs(ext.rmatmul(ext.from_float(np.asarray(b)), out.r).hi)) < 1e-25
+    # the Gram-matrix factor (implicit Q) converges too on a moderately conditioned design
+    b2 = (u * np.logspace(0, -4, p)) @ v.T
+    out2 = jax.jit(lambda b, y: refine_augmented(SINGLE, b, None, gram_factor(SINGLE, b), ext.from_float(y),
+                                                 ext.from_float(jnp.zeros((p, 1)))))(jnp.asarray(b2), jnp.asarray(y))
+    assert bool(out2.converged) and int(out2.steps) >= 2
 
 
 # ---------------------------------------------------------------- against exact rational arithmetic
@@ -194,7 +209,7 @@ def _exact_fit(A, y):
 def large_design_paths(monkeypatch):
     """What a large design gets, on a small one: rows in XLA blocks, the Gram-matrix factor
     (implicit Q) and the jitted double-double kernels (the host backend's threshold set to 0)."""
-    monkeypatch.setattr(_qr, "LARGE_PRODUCTS", 0)
+    monkeypatch.setattr(_ls, "LARGE_PRODUCTS", 0)
 
 
 def _conditioned(cond_exp, n=12, p=3):
@@ -223,28 +238,23 @@ def test_coefficients_and_standard_errors_match_exact_arithmetic(cond_exp, paths
     assert res.refinement_converged
 
 
-def test_a_gram_factor_that_does_not_converge_falls_back_to_householder(large_design_paths, monkeypatch):
-    """A wrong `R` (one diagonal entry off by 3x) makes the refinement stall: the fit starts again
-    from Householder QR and still matches exact arithmetic."""
-    A, y = _conditioned(4)
-    good = _qr.cholesky_factor
-    monkeypatch.setattr(_qr, "cholesky_factor", lambda gram, limit: good(gram, limit)._replace(
-        r=good(gram, limit).r * np.array([1.0, 1.0, 3.0])[:, None]))
-    used = []
-    householder = _qr.qr_factor
-    monkeypatch.setattr(_qr, "qr_factor", lambda b: used.append(b.shape) or householder(b))
+def test_an_ill_conditioned_large_design_falls_back_to_householder(large_design_paths):
+    """cond 1e9 is beyond the Gram-matrix factor's limit: the program switches to Householder `R` inside
+    the traced program, or (eagerly) reruns with an explicit Q when the refinement stalls; exact answer."""
+    A, y = _conditioned(9)
     res = least_squares(A, y)
-    assert used == [A.shape] and res.refinement_converged
+    assert res.refinement_converged
     np.testing.assert_allclose(res.coefficients, _exact_fit(A, y)[0], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_large_and_small_design_paths_agree(problem, monkeypatch):
     """Multiple right-hand sides, an intercept (a design with a `lo` part): the large-design paths
     give the small-design answer to double-double accuracy, and every statistic to ~1e-15."""
     X, y = problem
     Y = np.column_stack([y, X[:, 0] - y])
     small = linear_regression(X, Y)
-    monkeypatch.setattr(_qr, "LARGE_PRODUCTS", 0)
+    monkeypatch.setattr(_ls, "LARGE_PRODUCTS", 0)
     large = linear_regression(X, Y)
     for field in ("coefficients", "standard_errors", "residuals", "rss", "residual_sd", "r_squared"):
         np.testing.assert_allclose(getattr(large, field), getattr(small, field), rtol=1e-14, atol=1e-17,
@@ -270,20 +280,16 @@ def test_large_design_paths_compute_in_float64_with_x64_disabled(problem, large_
     np.testing.assert_allclose(got.standard_errors, want.standard_errors, rtol=1e-14)
 
 
-def test_a_large_design_takes_the_fast_paths_and_stays_accurate(monkeypatch):
-    """1024 x 64 (m p² = 2^22 products: "large" with the default threshold): XLA blocks and the
-    Gram-matrix factor, two refinement steps, lstsq's coefficients to 1e-10 (lstsq's own error
-    here is ~4e-12; agreement with the small-design paths is checked on smaller problems above);
-    inputs untouched."""
+@pytest.mark.slow
+def test_a_large_design_takes_the_fast_paths_and_stays_accurate():
+    """1024 x 64 (m p² = 2^22 products: "large" with the default threshold): the Gram-matrix factor,
+    two refinement steps, lstsq's coefficients to 1e-10 (lstsq's own error here is ~4e-12); inputs untouched."""
     rng = np.random.default_rng(7)
     A = rng.standard_normal((1024, 64)) * np.logspace(0, 3, 64)
     y = A @ rng.standard_normal(64) + rng.standard_normal(1024)
     A0, y0 = A.copy(), y.copy()
-    used = []
-    cholesky = _qr.cholesky_factor
-    monkeypatch.setattr(_qr, "cholesky_factor", lambda gram, limit: used.append(gram.shape) or cholesky(gram, limit))
     res = least_squares(A, y)
-    assert used == [(64, 64)] and res.refinement_steps == 2 and res.refinement_converged
+    assert res.refinement_steps == 2 and res.refinement_converged
     np.testing.assert_allclose(res.coefficients, np.linalg.lstsq(A, y, rcond=None)[0], rtol=1e-10)
     np.testing.assert_array_equal(A, A0)  # inputs are read, never written (no defensive copies)
     np.testing.assert_array_equal(y, y0)
@@ -358,7 +364,7 @@ def test_polyfit_matches_numpy_polyfit_reversed(rng):
     assert no_int.names == ("B1", "B2")
 
 
-@pytest.mark.parametrize("method", ["qr", "svd", "cholesky", "normal"])
+@pytest.mark.parametrize("method", ["qr", *[pytest.param(m, marks=pytest.mark.slow) for m in ("svd", "cholesky", "normal")]])
 def test_ridge_matches_the_closed_form(problem, method):
     X, y = problem
     lam = 3.0
@@ -441,8 +447,11 @@ def test_cholesky_failure_is_a_clear_error():
         (lambda: polyfit(np.ones((5, 2)), np.ones(5), 2), ValueError, "must be 1-D.*linear_regression"),
         (lambda: polyfit(np.ones(5), np.ones(5), 2.0), TypeError, "degree must be an int"),
         (lambda: polyfit(np.ones(5), np.ones(5), 0, intercept=False), ValueError, "degree must be >= 1"),
-        (lambda: jax.jit(lambda a: least_squares(a, jnp.ones(3)).coefficients)(jnp.ones((3, 1))), TypeError,
-         "cannot be used inside jax.jit"),
+        (lambda: jax.jit(lambda a: least_squares(a, jnp.ones(4)).coefficients)(jnp.ones((3, 1))), ValueError,
+         "3 rows.*y has 4"),
+        (lambda: least_squares(np.ones((3, 2)), np.ones(3), check=1), TypeError, "check must be True or False"),
+        (lambda: least_squares(np.ones((3, 2)), np.ones(3), ridge=np.nan), ValueError, "ridge must be a finite"),
+        (lambda: least_squares(np.ones((2, 3)), np.ones(2), method="qr"), ValueError, "at least as many rows"),
     ],
 )
 def test_user_errors_say_what_was_expected(call, exc, match):

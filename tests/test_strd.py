@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmljax.data import STRD_NAMES, load_strd, log_relative_error, strd_scores
-from mmljax.solvers import METHODS, least_squares
+from mmljax.solvers import METHODS, least_squares, linear_regression, polyfit
 
 COEF_BAR, STAT_BAR = 12.0, 10.0
 
@@ -25,6 +25,36 @@ def test_default_fit_meets_the_accuracy_bar(name):
     assert res.rank == len(ds.certified_coefficients)
 
 
+def _jitted_fit(ds):
+    import jax
+
+    if ds.kind == "polynomial":
+        return jax.jit(lambda x, y: polyfit(x, y, ds.degree, intercept=ds.intercept))(ds.x, ds.y)
+    return jax.jit(lambda X, y: linear_regression(X, y, intercept=ds.intercept))(ds.X, ds.y)
+
+
+def _check_jitted(name):
+    ds = load_strd(name)
+    eager, jitted = ds.fit(), _jitted_fit(ds)
+    s = strd_scores(ds, jitted)
+    assert s["coefficients"] >= COEF_BAR, (name, s)
+    assert min(s["standard_errors"], s["residual_sd"], s["r_squared"]) >= STAT_BAR, (name, s)
+    for field in ("coefficients", "standard_errors", "residual_sd", "r_squared"):
+        np.testing.assert_array_max_ulp(np.asarray(getattr(jitted, field)), np.asarray(getattr(eager, field)), maxulp=1)
+
+
+@pytest.mark.parametrize("name", ["Filip", "Wampler5"])
+def test_the_hardest_datasets_keep_their_digits_inside_jit(name):
+    """Inside `jax.jit`: the same digits, and the eager bits to 1 ulp."""
+    _check_jitted(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in STRD_NAMES if n not in ("Filip", "Wampler5")])
+def test_every_dataset_keeps_its_digits_inside_jit(name):
+    _check_jitted(name)
+
+
 def _numpy_lstsq(ds):
     return np.linalg.lstsq(_raw_design(ds), ds.y, rcond=None)[0]
 
@@ -36,6 +66,7 @@ def _raw_design(ds):
     return np.column_stack([np.ones(ds.n), ds.X]) if ds.intercept else ds.X
 
 
+@pytest.mark.slow
 def test_lre_table_of_every_method_and_the_common_tools():
     table = {}
     for name in STRD_NAMES:

@@ -86,7 +86,7 @@ def _parse_features(spec: str | None) -> tuple[str, int]:
 
 def _check_parts(design, result, ridge: float) -> tuple[np.ndarray, np.ndarray]:
     """The factorised basis and residual of the fitted loss (ridge rows appended), for the check."""
-    from ..solvers import _basis
+    from ..linalg import basis as _basis
 
     design = _basis.equilibrate(design)
     b = design.b.hi
@@ -100,7 +100,8 @@ def _check_parts(design, result, ridge: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=None) -> _Fit:
-    from ..solvers import _basis, polyfit
+    from ..linalg import basis as _basis
+    from ..solvers import polyfit
 
     res = polyfit(x, y, degree, intercept=intercept, method=method, ridge=ridge)
     coef = np.asarray(res.coefficients, np.float64)
@@ -111,7 +112,8 @@ def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=Non
 
 
 def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
-    from ..solvers import _basis, linear_regression
+    from ..linalg import basis as _basis
+    from ..solvers import linear_regression
 
     res = linear_regression(X, y, intercept=intercept, method=method, ridge=ridge)
     b, r = _check_parts(_basis.affine(X, intercept), res, ridge)
@@ -127,7 +129,8 @@ def _fit_basis(label, x, y, kind, K, method, ridge) -> _Fit:
     import jax.numpy as jnp
 
     from ..models import basis as mb
-    from ..solvers import _basis, least_squares
+    from ..linalg import basis as _basis
+    from ..solvers import least_squares
 
     lo, hi = float(x.min()), float(x.max())
     span = hi - lo if hi > lo else 1.0

@@ -8,23 +8,20 @@ home-made. The solvers take it as `mesh=`: `least_squares(Phi, y, mesh=mesh)`, `
 - meshes and data: `make_mesh`, `shard_rows`, `shard_data`, `ShardedData`, `to_host`;
 - linear algebra: `tsqr` (tall-skinny QR with a reduction tree of `R` factors),
   `normal_equations` (`ΦᵀΦ`, `Φᵀy` with one `psum`);
-- fits: `least_squares_sharded`, `polyfit_sharded`, `linear_regression_sharded`;
+- the backend of the fits: `sharded_ops(mesh)` (what `least_squares(..., mesh=mesh)` runs on);
 - training: what `minimize(..., mesh=mesh)` uses to split its batches over the devices with the
   parameters replicated: `place_rows`, `place_params`, `shard_batches`;
 - data-parallel losses: `sharded_loss` (differentiate it with `mj.gradient`, `mj.hvp`,
   `jax.value_and_grad`: the gradient is a `psum` of per-device partial gradients),
   `sharded_hand_gradient`;
-- the benchmark `scaling_benchmark` and `communication_bytes`.
+- `communication_bytes` (the strong-scaling benchmark is `mmljax.bench.scaling.scaling_benchmark`).
 """
 
 from .benchmark import communication_bytes as communication_bytes
-from .benchmark import scaling_benchmark as scaling_benchmark
 from .data_parallel import LOSSES as LOSSES
 from .data_parallel import sharded_hand_gradient as sharded_hand_gradient
 from .data_parallel import sharded_loss as sharded_loss
-from .least_squares import least_squares_sharded as least_squares_sharded
-from .least_squares import linear_regression_sharded as linear_regression_sharded
-from .least_squares import polyfit_sharded as polyfit_sharded
+from .least_squares import sharded_ops as sharded_ops
 from .mesh import ShardedData as ShardedData
 from .mesh import data_axis as data_axis
 from .mesh import data_devices as data_devices

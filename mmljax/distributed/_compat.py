@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable
 
 import jax
+
+from ..linalg.precision import float64_scope as float64_scope  # noqa: F401  (re-exported for the package)
 
 
 def shard_map(f: Callable, mesh: Any, in_specs: Any, out_specs: Any, *, check: bool = True) -> Callable:
@@ -24,20 +25,3 @@ def shard_map(f: Callable, mesh: Any, in_specs: Any, out_specs: Any, *, check: b
     from jax.experimental.shard_map import shard_map as legacy  # pragma: no cover (jax < 0.7)
 
     return legacy(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=check)
-
-
-def float64_scope():
-    """A context in which JAX creates float64 arrays, restoring the caller's setting afterwards.
-
-    The closed-form solvers promise float64 whatever the configuration (the single-device solver
-    runs in numpy); their sharded versions keep that promise on the devices without ever changing
-    the global `jax_enable_x64`.
-    """
-    if jax.config.read("jax_enable_x64"):
-        return contextlib.nullcontext()
-    scoped = getattr(jax, "enable_x64", None)
-    if scoped is not None:
-        return scoped(True)
-    from jax.experimental import enable_x64  # pragma: no cover (older JAX)
-
-    return enable_x64()

@@ -169,7 +169,7 @@ def shard_data(x: ArrayLike, y: ArrayLike, mesh: Mesh) -> ShardedData:
     """Place inputs `x (n, ...)` and targets `y (n, ...)` on the mesh, rows split over its first axis.
 
     **Returns:** a `ShardedData`; pass it to `sharded_loss`, `sharded_hand_gradient` or
-    `minimize_sharded`. Dtypes are kept (as JAX stores them under the current x64 setting).
+    `minimize(..., mesh=)`. Dtypes are kept (as JAX stores them under the current x64 setting).
     """
     data_axis(mesh, "shard_data")
     if jnp.ndim(x) < 1 or jnp.ndim(y) < 1:

@@ -27,7 +27,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, ArrayLike, Float
 
-from ..solvers._qr import QRFactor
+from ..linalg.qr import QRFactor
 from ._compat import shard_map
 from .mesh import data_axis, data_devices, shard_rows
 

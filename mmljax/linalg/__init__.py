@@ -1,8 +1,17 @@
 """Linear algebra shared by the solvers and the distributed backends.
 
-- `doubledouble`: portable double-double arithmetic (`DD`), exact under `jax.jit` and in numpy.
+- `doubledouble`: portable double-double arithmetic (`DD`), exact under `jax.jit` and in numpy;
+- `basis`: well-conditioned bases (polynomial, affine, general) and power-of-two equilibration;
+- `qr`: the `LinearOps` a tall design is factorised and multiplied with (`SINGLE` device; the
+  sharded one is `mmljax.distributed.sharded_ops`), QR/Gram factors, the augmented solve;
+- `refine`: Björck's refinement of the augmented system in double-double (a `lax.while_loop`);
+- `precision`: `float64_scope`.
 
 This layer sits below `mmljax.solvers` and `mmljax.distributed`; it never imports either.
 """
 
+from . import basis as basis
 from . import doubledouble as doubledouble
+from . import precision as precision
+from . import qr as qr
+from . import refine as refine

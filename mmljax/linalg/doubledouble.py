@@ -185,13 +185,18 @@ def sum_(x: DD, axis: int = 0) -> DD:
 
 
 def matmul(a: DD, x: DD) -> DD:
-    """`a @ x` for `a (n, p)` and `x (p, k)`, accumulated over `p` in extended precision."""
+    """`a @ x` for `a (n, p)` and `x (p, k)`: exact products summed pairwise over `p` in extended precision.
+
+    Vectorised (one product array `(n, p, k)`, `log2 p` levels of additions), so it traces to a
+    program whose size does not grow with `p`.
+    """
     n, p = a.shape
     xp = xp_of(a, x)
-    acc = DD(xp.zeros((n, x.shape[1]), a.hi.dtype), xp.zeros((n, x.shape[1]), a.hi.dtype))
-    for j in range(p):
-        acc = add(acc, mul(DD(a.hi[:, j : j + 1], a.lo[:, j : j + 1]), DD(x.hi[j : j + 1], x.lo[j : j + 1])))
-    return acc
+    if p == 0:
+        z = xp.zeros((n, x.shape[1]), a.hi.dtype)
+        return DD(z, z)
+    prod = mul(DD(a.hi[:, :, None], a.lo[:, :, None]), DD(x.hi[None], x.lo[None]))
+    return sum_(prod, axis=1)
 
 
 def rmatmul(a: DD, r: DD, block_elements: int = 1 << 21) -> DD:

@@ -1,10 +1,13 @@
 """Solvers: closed-form least squares (accurate to 12+ digits on NIST StRD) and iterative minimisers.
 
-- `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: host-side, float64,
-  Householder QR + Björck refinement in double-double; a `LeastSquaresResult` with statistics.
+- `least_squares(Phi, y)`, `linear_regression(X, y)`, `polyfit(x, y, degree)`: one JAX program each
+  (jit, vmap, grad; float64 eagerly), Householder QR + Björck refinement in double-double; a
+  `LeastSquaresResult` (an equinox Module) with statistics and a status.
 - `gradient_descent`, `newton`, `minimize` (optax): compiled loops on parameter pytrees, data as
   `args=` (one program per loss function and shapes), usable inside `jax.jit`/`jax.vmap`; an
   `OptimizeResult` with a `status`; called eagerly, divergence raises `DivergenceError`.
+- `nonlinear_least_squares(residuals, params0, args)`: Levenberg–Marquardt polished by refined
+  Gauss–Newton steps; a `NonlinearLeastSquaresResult`.
 """
 
 from ..errors import DivergenceError as DivergenceError

@@ -1,4 +1,4 @@
-"""Linear least squares accurate to the last digits the data support.
+"""Linear least squares accurate to the last digits the data support, as JAX programs.
 
 `least_squares(Phi, y)` minimises `||y - Phi beta||² + ridge ||beta||²`. The default ("auto",
 i.e. "qr" for a full-rank design) equilibrates the columns by exact powers of two, factorises
@@ -8,78 +8,423 @@ residuals, solution and residual vector all carried in portable double-double ar
 [-1, 1], predictors centred) and map the coefficients back exactly, so even Filip's degree-10
 polynomial (condition number ~1e15 in the monomial basis) comes out to 12+ digits.
 
-Speed: the refinement stops as soon as the next correction would fall below double-double
-resolution (two steps for a well-conditioned design). A small design is factorised by Householder
-QR in numpy; a large one (see `_qr.LARGE_PRODUCTS`) is held as blocks of rows in XLA, factorised
-through its Gram matrix when its condition number allows (the refinement makes up for the squared
-condition number) and its double-double products run in compiled kernels: 1e6 x 100 takes about
-3 s on a 2-core CPU, against 10 s for scikit-learn's `LinearRegression` (one compilation per
-column count on the first call, about 1-2 s).
+One implementation for every use. The whole pipeline — basis change, equilibration, QR (or the
+Cholesky factor of the Gram matrix for large designs, or SVD for rank-deficient ones), refinement
+in a `lax.while_loop` with a convergence test, statistics — is one traced JAX program, compiled
+once per shape and static options and cached at module level. So the solvers work eagerly (the
+compiled program is called, then warnings and errors are raised on the host), inside `jax.jit`,
+under `jax.vmap` (batched designs and/or targets) and under `jax.grad`/`jvp`/`vjp`/`jacfwd`/`jacrev`
+with respect to the design, the targets and `ridge`: the solution is differentiated implicitly
+(`jax.custom_jvp`, reusing the factorisation), never through the refinement iterations.
 
-These solvers run on the host in float64 whatever the JAX configuration; they are not traceable
-by `jax.jit`. Results are numpy arrays in the dtype of the inputs.
+Derivatives. `dβ = (AᵀA + λPᵀP)⁻¹(dAᵀ r − Aᵀ dA β − dλ PᵀP β + Aᵀ dy)` for the natural design `A`
+(`Phi`; `[1, X]`; the monomials of `x` for `polyfit`, so `d/dx` works too) and `P` the penalised
+coefficients. Residuals, fitted values, RSS, R², residual SD, standard errors and (with ridge) the
+degrees of freedom are differentiated exactly as functions of `(A, y, λ, β, (AᵀA + λPᵀP)⁻¹)`; the
+rank, condition number and status have zero derivatives. The derivative of a minimum-norm solution
+of a rank-deficient design is that of the pseudo-inverse formula above (exact only while the rank
+does not change). Derivatives are computed in working precision (they are not refined).
+
+Errors. Eagerly: wrong shapes or options raise `ValueError`/`TypeError`; NaN/Inf in the data raise
+`ValueError` naming the rows; a rank-deficient design gives a `RankDeficiencyWarning`, float32 input
+or a refinement that did not reach working precision a `PrecisionWarning`, "normal"/"cholesky" at a
+condition number that leaves fewer than 3 correct digits a `PrecisionWarning`. Inside `jax.jit`/
+`jax.vmap` only shape and option errors raise (at trace time); everything that depends on the data
+is reported through the result (`status`, `rank`, `condition_number`, `expected_digits`; NaN
+results for NaN/Inf data), and `check=True` turns a status other than `CONVERGED` into a runtime
+error (`equinox.error_if`) that works under `jit` and `vmap`.
+
+Precision. Called eagerly the solvers compute in float64 whatever `jax_enable_x64` says (the setting
+is restored) and return numpy arrays in the dtype of the inputs (float32 inputs: a
+`PrecisionWarning`, float32 outputs). Inside a transformation they compute in the default float
+dtype: float64 with x64 enabled (the same program as eagerly: the same bits), float32 otherwise,
+where the double-double arithmetic carries about 48 bits and the coefficients of a well-conditioned
+problem come out to about float32 resolution (relative error ~1e-7 · cond).
+
+Speed: the refinement stops as soon as the next correction would fall below double-double
+resolution (two steps for a well-conditioned design). A design with `m·p·max(p, k) >=
+LARGE_PRODUCTS` is factorised through its Gram matrix when its condition number allows (the
+refinement makes up for the squared condition number; Householder `R` otherwise), and its standard
+errors come from the working-precision factor when `n·p² > REFINED_SE_LIMIT`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
+from jax import lax
 from jaxtyping import ArrayLike
 
-from . import _basis
+from .._validate import check_bool, check_choice, check_int, check_real
+from ..errors import PrecisionWarning, RankDeficiencyWarning
+from ..linalg import basis as _basis
 from ..linalg import doubledouble as ext
 from ..linalg.doubledouble import DD
-from ._qr import HOST, LinearOps, solve_triangular
-from ._refine import refine_augmented, refined_inverse_diagonal
-from ..errors import PrecisionWarning, RankDeficiencyWarning
+from ..linalg.precision import float64_scope
+from ..linalg.qr import SINGLE, LinearOps, QRFactor, gram_factor, solve_triangular
+from ..linalg.refine import refine_augmented
+from ..status import Status
 from ._result import LeastSquaresResult
+
+__all__ = ["METHODS", "least_squares", "linear_regression", "polyfit"]
 
 METHODS = ("auto", "qr", "svd", "cholesky", "normal")
 
-# Above this n * p * p the standard errors come from the working-precision R⁻¹ instead of p
-# extra refined solves (each as costly as the fit itself).
-_REFINED_SE_LIMIT = 5e7
+LARGE_PRODUCTS = 1 << 22    # m·p·max(p, k) from which a design is "large": Gram-matrix factor first
+GRAM_COND_LIMIT = 1e5       # the Gram-matrix factor is used up to this condition number (cond² eps <= 2e-6)
+REFINED_SE_LIMIT = 5e7      # above this n·p² the standard errors come from the working-precision factor
+REFINED_SE_COND = 1e4       # ... and below this condition number too (their relative error is about cond·eps)
+ILL_CONDITIONED_DIGITS = 3.0  # "normal"/"cholesky" with fewer expected correct digits: ILL_CONDITIONED
 
 
-def _as_host_array(a: Any, where: str, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except Exception as e:  # jax tracers refuse conversion
-        if "Tracer" in type(e).__name__ or "Tracer" in str(e):
-            raise TypeError(
-                f"{where}: {what} is a traced JAX value; the closed-form solvers run on the host in "
-                f"extended precision and cannot be used inside jax.jit/vmap/grad — call {where} outside "
-                f"the transformation (or use the iterative solvers)"
-            ) from None
-        raise
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{where}: {what} must be a numeric array; got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{where}: {what} is complex ({arr.dtype}); only real least squares is supported")
-    return arr
+class _Config(NamedTuple):
+    """The static part of a fit (hashable: a static argument of the compiled program)."""
+
+    kind: str          # "general" | "polynomial" | "affine"
+    degree: int
+    intercept: bool
+    method: str
+    has_ridge: bool
+    factor: str        # "householder" | "gram"
+    refined_se: bool
+    ops: LinearOps
 
 
-def _check_finite(arr: np.ndarray, where: str, what: str) -> None:
-    if np.isfinite(np.sum(arr)):  # one pass, no temporary: a NaN or Inf anywhere makes the sum one
-        return
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        raise ValueError(
-            f"{where}: {what} contains {int(bad.sum())} NaN/Inf value(s) in row(s) {rows[:10].tolist()}"
-            f"{' ...' if rows.size > 10 else ''}; remove or impute those rows first"
-        )
+class _Out(NamedTuple):
+    coef: Any          # (p, k)
+    residuals: Any     # (n, k)
+    rss: Any           # (k,)
+    sigma: Any         # (k,)
+    r2: Any            # (k,)
+    se: Any            # (p, k)
+    fitted: Any        # (n, k)
+    dof: Any           # ()
+    rank: Any          # () float: the aux outputs below have zero derivatives
+    cond: Any
+    steps: Any
+    converged: Any
+    status: Any
+    intercept: Any
+    digits: Any
+    half: Any          # (p, q): (AᵀA + λPᵀP)⁻¹ = half halfᵀ in the natural basis
 
 
-def _prepare(X: Any, y: Any, where: str, xname: str, x_ndim: tuple[int, ...]):
-    """Host float64 copies of the inputs, the output dtype, and whether y was 1-D."""
-    X = _as_host_array(X, where, xname)
-    y = _as_host_array(y, where, "y")
+def _design(cfg: _Config, data) -> _basis.Design:
+    if cfg.kind == "polynomial":
+        return _basis.polynomial(data, cfg.degree, cfg.intercept)
+    if cfg.kind == "affine":
+        return _basis.affine(data, cfg.intercept)
+    return _basis.general(data)
+
+
+def _natural(cfg: _Config, data):
+    """The design in the natural basis, `(n, p)`: what the coefficients multiply."""
+    if cfg.kind == "polynomial":
+        first = 0 if cfg.intercept else 1
+        return jnp.stack([data**j for j in range(first, cfg.degree + 1)], axis=1)
+    if cfg.kind == "affine" and cfg.intercept:
+        return jnp.concatenate([jnp.ones((data.shape[0], 1), data.dtype), data], axis=1)
+    return data
+
+
+def _penalised(cfg: _Config, p: int) -> tuple[bool, ...]:
+    if cfg.kind in ("polynomial", "affine") and cfg.intercept:
+        return (False,) + (True,) * (p - 1)
+    return (True,) * p
+
+
+def _where_tree(pred, a, b):
+    return jax.tree_util.tree_map(lambda u, v: jnp.where(pred, u, v), a, b)
+
+
+def _pad_rows(a, rows: int):
+    if a is None or a.shape[0] == rows:
+        return a
+    return jnp.concatenate([a, jnp.zeros((rows - a.shape[0],) + a.shape[1:], a.dtype)])
+
+
+def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
+    ops = cfg.ops
+    dtype = y.dtype
+    eps = float(jnp.finfo(dtype).eps)
+    n, k = y.shape
+    finite = jnp.all(jnp.isfinite(data)) & jnp.all(jnp.isfinite(y)) & jnp.isfinite(ridge) & (ridge >= 0)
+    data = jnp.where(finite, data, jnp.zeros_like(data))  # a well-defined program; NaN results at the end
+    y = jnp.where(finite, y, jnp.zeros_like(y))
+    ridge = jnp.where(finite, ridge, jnp.zeros_like(ridge))
+
+    design = _design(cfg, data)
+    b, u = design.b, design.u
+    p = b.hi.shape[1]
+    sy = _basis.column_scales(y)          # targets scaled by powers of two: no overflow in the statistics
+    f = y * sy
+    bh, bl = b.hi, b.lo
+    if cfg.has_ridge:  # ridge as least squares: rows sqrt(ridge) (u z)_j for each penalised coefficient
+        pen = [j for j, v in enumerate(design.penalised) if v]
+        rows = ext.mul_float(DD(u.hi[jnp.asarray(pen)], u.lo[jnp.asarray(pen)]), jnp.sqrt(ridge))
+        bl = jnp.concatenate([jnp.zeros_like(bh) if bl is None else bl, rows.lo])
+        bh = jnp.concatenate([bh, rows.hi])
+        f = jnp.concatenate([f, jnp.zeros((len(pen), k), dtype)])
+    m = bh.shape[0]
+    tall = m >= p
+    rows_total = m
+    if ops.devices > 1 and tall:
+        rows_total = max(-(-m // ops.devices), p) * ops.devices
+    scale = _basis.column_scales(bh)      # equilibration, exact
+    B = _pad_rows(bh * scale, rows_total)
+    Bl = None if bl is None else _pad_rows(bl * scale, rows_total)
+    f = _pad_rows(f, rows_total)
+    obs = (jnp.arange(rows_total) < n)[:, None]
+    ue = DD(u.hi * scale, u.lo * scale)   # natural coefficients = ue @ z / sy
+
+    # ---- factorisation, rank and condition number
+    if cfg.factor == "gram" and tall:
+        factor = gram_factor(ops, B)
+        sv0 = jnp.linalg.svd(factor.r, compute_uv=False)
+        ok = jnp.all(jnp.isfinite(sv0)) & (sv0[-1] > 0) & (sv0[0] <= GRAM_COND_LIMIT * sv0[-1])
+        factor = QRFactor(None, lax.cond(ok, lambda: factor.r, lambda: ops.qr(B)[1]))
+    else:
+        factor = QRFactor(*(ops.qr(B) if tall else jnp.linalg.qr(B, mode="reduced")))
+    R = factor.r
+    us, sv, vt = jnp.linalg.svd(R, full_matrices=True)
+    keep_s = sv > sv[0] * eps * max(m, p)
+    rank = jnp.sum(keep_s)
+    cond = jnp.where(sv[-1] > 0, sv[0] / sv[-1], jnp.inf) if tall else jnp.asarray(jnp.inf, dtype)
+    inv_sv = jnp.where(keep_s, 1 / jnp.where(keep_s, sv, 1), 0)
+    full = rank == p
+
+    # rows of ue, each scaled by a power of two into [0.5, 1): var(beta_j) = ||B (BᵀB)⁻¹ g_j||² / gsc_j²
+    gsc = _basis.column_scales(ue.hi.T)
+    G = DD((ue.hi * gsc[:, None]).T, (ue.lo * gsc[:, None]).T)
+
+    def qt(v):  # Qᵀ v
+        if factor.q is None:
+            return solve_triangular(R, ops.rmatmul(B, v), trans=True)
+        return ops.rmatmul(factor.q, v)
+
+    def svd_parts():
+        zs = vt[: sv.shape[0]].T @ (inv_sv[:, None] * (us.T @ qt(f)))
+        return zs, vt[: sv.shape[0]].T * inv_sv  # solution, half of the pseudo-inverse (p, min(m, p))
+
+    def unrefined_residual(z):  # working precision, like the unrefined solution itself
+        fitted_b = B @ z if Bl is None else B @ z + Bl @ z
+        return ext.from_float(f - fitted_b)
+
+    zero_int = jnp.asarray(0, jnp.int32)
+    steps, converged = zero_int, jnp.asarray(False)
+    var_refined = None
+    if cfg.method in ("auto", "qr") and tall:
+        ref = refine_augmented(ops, B, Bl, factor, ext.from_float(f), ext.from_float(jnp.zeros((p, k), dtype)))
+        z, r = ref.z, ref.r
+        steps, converged = ref.steps, ref.converged
+        half = solve_triangular(R, jnp.eye(p, dtype=dtype))
+        if cfg.refined_se:  # refined variances where cond·eps could cost digits: ||B (BᵀB)⁻¹ g_j||², f = 0
+            # (an R from the Gram matrix carries cond² eps: compare that)
+            se_needed = full & ((cond * cond if factor.q is None else cond) > REFINED_SE_COND)
+            ref_se = refine_augmented(ops, B, Bl, factor, ext.from_float(jnp.zeros((rows_total, p), dtype)), G,
+                                      skip=~se_needed)
+            # its squared column norms are summed below, with the other sums of squares
+            var_refined = DD(jnp.where(obs, ref_se.r.hi, 0), jnp.where(obs, ref_se.r.lo, 0))
+        if cfg.method == "auto":  # rank deficient: the minimum-norm SVD solution
+            zs, half_s = svd_parts()
+            rs = unrefined_residual(zs)
+            z = _where_tree(full, z, ext.from_float(zs))
+            r = _where_tree(full, r, rs)
+            half = jnp.where(full, half, half_s)
+            steps = jnp.where(full, steps, zero_int)
+            converged = converged & full
+    elif cfg.method in ("cholesky", "normal"):
+        gm = ops.gram(B)
+        rhs = ops.rmatmul(B, f)
+        low = jnp.linalg.cholesky(gm)
+        if cfg.method == "cholesky":
+            zw = jax.scipy.linalg.cho_solve((low, True), rhs)
+        else:
+            zw = jnp.linalg.solve(gm, rhs)
+        half = jax.scipy.linalg.solve_triangular(low, jnp.eye(p, dtype=dtype), lower=True).T
+        z, r = ext.from_float(zw), unrefined_residual(zw)
+    else:  # "svd", or any method on a wide design
+        zs, half = svd_parts()
+        z, r = ext.from_float(zs), unrefined_residual(zs)
+
+    # ---- statistics, in the scaled units of f (no overflow), then scaled back exactly
+    res = DD(jnp.where(obs, r.hi, 0), jnp.where(obs, r.lo, 0))
+    fo = DD(jnp.where(obs, f, 0), jnp.zeros_like(f))
+    mean = ext.div(ops.sum_dd(fo), ext.from_float(jnp.full((k,), float(n), dtype)))
+    centred = ext.sub(fo, DD(mean.hi[None], mean.lo[None]))
+    centred = DD(jnp.where(obs, centred.hi, 0), jnp.where(obs, centred.lo, 0))
+    parts = [res, centred, fo] + ([] if var_refined is None else [var_refined])
+    sums = ops.square_sum(DD(jnp.concatenate([q.hi for q in parts], axis=1),
+                             jnp.concatenate([q.lo for q in parts], axis=1))).hi  # one pass, one program
+    rss_s, tss_c, tss_u = sums[:k], sums[k:2 * k], sums[2 * k:3 * k]
+    if var_refined is not None:
+        var_refined = jnp.where(se_needed, sums[3 * k:], jnp.nan)
+    intercept = jnp.asarray(design.intercept)
+    tss = jnp.where(intercept, tss_c, tss_u)
+    r2 = jnp.where(tss > 0, 1 - rss_s / jnp.where(tss > 0, tss, 1), jnp.nan)
+    Bobs = jnp.where(obs, B, 0)
+    if cfg.has_ridge:
+        dof = n - jnp.sum(ops.sum_rows((Bobs @ half) ** 2))
+    else:
+        dof = (n - rank).astype(dtype)
+    sigma_s = jnp.where(dof > 0, jnp.sqrt(rss_s / jnp.where(dof > 0, dof, 1)), jnp.nan)
+    if cfg.has_ridge:  # diag(Ginv B_obsᵀB_obs Ginv) = ||B_obs Ginv g_j||²
+        var_w = ops.sum_rows((Bobs @ (half @ (half.T @ G.hi))) ** 2)
+    else:
+        var_w = jnp.sum((half.T @ G.hi) ** 2, axis=0)
+    var = var_w if var_refined is None else jnp.where(jnp.isnan(var_refined), var_w, var_refined)
+    # a coefficient is not determined by the data when its row of ue has a component in the null space
+    null = (~jnp.concatenate([keep_s, jnp.zeros(p - sv.shape[0], bool)]))[:, None]
+    unident = jnp.sqrt(jnp.sum((jnp.where(null, vt, 0) @ G.hi) ** 2, axis=0)) > math.sqrt(eps)
+    se = (jnp.sqrt(var)[:, None] * sigma_s[None, :]) / gsc[:, None] / sy[None, :]
+    se = jnp.where(unident[:, None], jnp.inf, se)
+    coef = ext.matmul(DD(G.hi.T, G.lo.T), z).hi / gsc[:, None] / sy  # rows normalised: no subnormal parts
+    residuals = r.hi[:n] / sy
+    fitted = y - residuals
+    rss = rss_s / sy / sy
+
+    # ---- status
+    if cfg.method in ("cholesky", "normal"):
+        digits = -(2 * jnp.log10(cond) + math.log10(eps))
+        bad = (digits < ILL_CONDITIONED_DIGITS) | ~jnp.all(jnp.isfinite(z.hi))
+    else:
+        digits = jnp.asarray(-math.log10(eps), dtype)
+        bad = jnp.asarray(False)
+    refined = cfg.method in ("auto", "qr") and tall
+    status = jnp.where(bad, int(Status.ILL_CONDITIONED), int(Status.CONVERGED))
+    if refined:
+        status = jnp.where(converged, status, int(Status.NOT_REFINED))
+    status = jnp.where(full, status, int(Status.RANK_DEFICIENT))
+    status = jnp.where(finite, status, int(Status.NONFINITE_INPUT))
+
+    def nan_if_bad(a):
+        return jnp.where(finite, a, jnp.nan)
+
+    natural_half = ue.hi @ half
+    return _Out(
+        coef=nan_if_bad(coef), residuals=nan_if_bad(residuals), rss=nan_if_bad(rss), sigma=nan_if_bad(sigma_s / sy),
+        r2=nan_if_bad(r2), se=nan_if_bad(se), fitted=nan_if_bad(fitted), dof=dof.astype(dtype),
+        rank=rank.astype(dtype), cond=nan_if_bad(cond).astype(dtype), steps=steps.astype(dtype),
+        converged=converged.astype(dtype), status=status.astype(dtype), intercept=intercept.astype(dtype),
+        digits=jnp.asarray(digits, dtype), half=natural_half)
+
+
+_solve = jax.custom_jvp(_solve_impl, nondiff_argnums=(0,))
+
+
+def _statistics(cfg: _Config, out: _Out, A, y, ridge, beta, ginv):
+    """The statistics as plain functions of `(A, y, λ, β, Ginv)`: differentiated for the tangents only."""
+    n = y.shape[0]
+    r = y - A @ beta
+    rss = jnp.sum(r * r, axis=0)
+    centred = y - jnp.mean(y, axis=0)
+    tss = jnp.where(out.intercept > 0, jnp.sum(centred * centred, axis=0), jnp.sum(y * y, axis=0))
+    r2 = 1 - rss / tss
+    if cfg.has_ridge:
+        gobs = A.T @ A
+        dof = n - jnp.trace(ginv @ gobs)
+        var = jnp.diag(ginv @ gobs @ ginv)
+    else:
+        dof = out.dof
+        var = jnp.diag(ginv)
+    sigma = jnp.sqrt(rss / dof)
+    se = jnp.sqrt(var)[:, None] * sigma[None, :]
+    return r, rss, sigma, r2, se, y - r, dof
+
+
+@_solve.defjvp
+def _solve_jvp(cfg: _Config, primals, tangents):
+    data, y, ridge = primals
+    ddata, dy, dridge = tangents
+    out = _solve(cfg, data, y, ridge)
+    A, dA = jax.jvp(functools.partial(_natural, cfg), (data,), (ddata,))
+    beta, r = out.coef, out.residuals
+    pen = jnp.asarray(_penalised(cfg, A.shape[1]), A.dtype)
+    rhs = dA.T @ r - A.T @ (dA @ beta) + A.T @ dy
+    dgram = dA.T @ A + A.T @ dA
+    if cfg.has_ridge:
+        rhs = rhs - dridge * (pen[:, None] * beta)
+        dgram = dgram + dridge * jnp.diag(pen)
+    half = out.half
+    ginv = half @ half.T
+    dbeta = half @ (half.T @ rhs)
+    dginv = -(ginv @ dgram @ ginv)
+    _, tan = jax.jvp(lambda A_, y_, b_, g_: _statistics(cfg, out, A_, y_, ridge, b_, g_),
+                     (A, y, beta, ginv), (dA, dy, dbeta, dginv))
+    dres, drss, dsigma, dr2, dse, dfitted, ddof = tan
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, out)
+    tangent_out = zeros._replace(coef=dbeta, residuals=dres, rss=drss, sigma=dsigma, r2=dr2, se=dse, fitted=dfitted,
+                                 dof=jnp.asarray(ddof, out.dof.dtype) if cfg.has_ridge else zeros.dof)
+    return out, tangent_out
+
+
+_CHECK_MESSAGES = (
+    "least squares: NaN or Inf in the data (or a negative/non-finite ridge)",
+    "least squares: the design is numerically rank deficient (see result.rank); pass ridge > 0 or remove "
+    "collinear columns",
+    "least squares: iterative refinement stopped before working precision (ill-conditioned design)",
+    "least squares: method 'normal'/'cholesky' cannot give a meaningful answer at this condition number; use "
+    "method='qr'",
+)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "squeeze", "check", "names", "out_dtype"))
+def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names: tuple, out_dtype: Any):
+    """The compiled fit: one program per (shapes, static options), cached by `jax.jit`."""
+    out = _solve(cfg, data, y, ridge)
+    if cfg.ops.replicate is not None:  # results whole on every device (and process)
+        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
+    status = out.status.astype(jnp.int32)
+
+    def o(a):
+        a = a.astype(out_dtype)
+        return a[..., 0] if squeeze else a
+
+    coef = o(out.coef)
+    if check:
+        index = jnp.select([status == int(s) for s in (Status.NONFINITE_INPUT, Status.RANK_DEFICIENT,
+                                                       Status.NOT_REFINED, Status.ILL_CONDITIONED)],
+                           [0, 1, 2, 3], default=0)
+        coef = eqx.branched_error_if(coef, status != int(Status.CONVERGED), index, _CHECK_MESSAGES)
+    return LeastSquaresResult(
+        coefficients=coef, residuals=o(out.residuals), rss=o(out.rss), residual_sd=o(out.sigma),
+        r_squared=o(out.r2), standard_errors=o(out.se), rank=out.rank.astype(jnp.int32),
+        condition_number=out.cond.astype(out_dtype), method=cfg.method, dtype=np.dtype(out_dtype),
+        refinement_steps=out.steps.astype(jnp.int32), n_observations=y.shape[0], dof=out.dof.astype(out_dtype),
+        intercept=out.intercept > 0, ridge=jnp.asarray(ridge, out_dtype), refinement_converged=out.converged > 0,
+        names=names, fitted=o(out.fitted), status=status, expected_digits=out.digits.astype(out_dtype))
+
+
+# ------------------------------------------------------------------------------------- the front end
+
+
+def _traced(*xs) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def _as_array(a: Any, where: str, what: str):
+    """A jax array (or tracer) as is; anything else as a numpy array; dtype checked."""
+    if not isinstance(a, jax.Array):
+        try:
+            a = np.asarray(a)
+        except Exception as e:  # ragged lists and the like
+            raise TypeError(f"{where}: {what} must be a numeric array; got {type(a).__name__} ({e})") from None
+    dtype = np.dtype(a.dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{where}: {what} is complex ({dtype}); only real least squares is supported")
+    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{where}: {what} must be a numeric array; got dtype {dtype}")
+    return a
+
+
+def _check_shapes(X, y, where: str, xname: str, x_ndim: tuple[int, ...]) -> None:
     if X.ndim not in x_ndim:
         if x_ndim == (2,):
             hint = f" — reshape a single column with {xname}[:, None]" if X.ndim == 1 else ""
@@ -93,22 +438,27 @@ def _prepare(X: Any, y: Any, where: str, xname: str, x_ndim: tuple[int, ...]):
                          f"they must match")
     if X.shape[0] == 0:
         raise ValueError(f"{where}: no observations ({xname} has 0 rows)")
-    low = [np.dtype(a.dtype).name for a in (X, y)
-           if np.issubdtype(a.dtype, np.floating) and np.finfo(a.dtype).bits < 64]
-    if low:
-        warnings.warn(
-            f"{where}: inputs have dtype {low[0]}, which carries only ~7 significant digits, so the "
-            f"coefficients cannot be more accurate than that (the solver itself computes in float64); "
-            f"enable float64 with jax.config.update('jax_enable_x64', True) and pass float64 arrays",
-            PrecisionWarning, stacklevel=3)
-    floats = [a.dtype for a in (X, y) if np.issubdtype(a.dtype, np.floating)]
-    out_dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
-    X = np.asarray(X, dtype=np.float64)  # no copy when it is float64 already (nothing writes to it)
-    y = np.asarray(y, dtype=np.float64)
-    _check_finite(X, where, xname)
-    _check_finite(y, where, "y")
-    squeeze = y.ndim == 1
-    return X, (y[:, None] if squeeze else y), out_dtype, squeeze
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ValueError(f"{where}: y has no columns (shape {y.shape})")
+
+
+def _check_ridge(ridge: Any, where: str):
+    """A concrete ridge is validated (finite, >= 0) and returned as a float; a traced one as is."""
+    if isinstance(ridge, jax.core.Tracer):
+        if jnp.ndim(ridge) != 0:
+            raise ValueError(f"{where}: ridge must be a scalar; got shape {jnp.shape(ridge)}")
+        return ridge, True
+    value = check_real(ridge, where, "ridge", minimum=0.0)
+    return value, value != 0.0
+
+
+def _nonfinite_rows_error(a: np.ndarray, where: str, what: str) -> ValueError | None:
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return None
+    rows = np.unique(np.nonzero(bad)[0])
+    return ValueError(f"{where}: {what} contains {int(bad.sum())} NaN/Inf value(s) in row(s) {rows[:10].tolist()}"
+                      f"{' ...' if rows.size > 10 else ''}; remove or impute those rows first")
 
 
 def _rank_deficiency_message(where: str, rank: int, p: int, cond: float, action: str) -> str:
@@ -117,193 +467,130 @@ def _rank_deficiency_message(where: str, rank: int, p: int, cond: float, action:
             f"combine collinear columns, lower the degree, or pass ridge > 0")
 
 
-def _check_method_and_ridge(method: str, ridge: Any, where: str) -> float:
-    if method not in METHODS:
-        raise ValueError(f"{where}: method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
-    try:
-        ridge = float(ridge)
-    except (TypeError, ValueError):
-        raise TypeError(f"{where}: ridge must be a non-negative number; got {ridge!r}") from None
-    if not math.isfinite(ridge) or ridge < 0:
-        raise ValueError(f"{where}: ridge must be a finite number >= 0; got {ridge}")
-    return ridge
-
-
-def _with_penalty_rows(design: _basis.Design, y: np.ndarray, ridge: float) -> tuple[_basis.Design, np.ndarray]:
-    """Ridge as least squares: rows `sqrt(ridge) (u z)_j` for each penalised natural coefficient."""
-    if ridge == 0:
-        return design, y
-    pen = np.flatnonzero(design.penalised)
-    rows = ext.mul_float(DD(design.u.hi[pen], design.u.lo[pen]), np.float64(math.sqrt(ridge)))
-    lo = design.b.lo
-    if lo is not None or rows.lo.any():
-        lo = np.vstack([lo if lo is not None else np.zeros_like(design.b.hi), rows.lo])
-    design = design._replace(b=DD(np.vstack([design.b.hi, rows.hi]), lo))
-    return design, np.vstack([y, np.zeros((pen.size, y.shape[1]))])
-
-
-def _fit(design: _basis.Design, y: np.ndarray, *, method: str, ridge: float, where: str,
-         out_dtype: np.dtype, squeeze: bool, stacklevel: int = 3, ops: LinearOps = HOST) -> LeastSquaresResult:
-    """The pipeline behind the public functions, on one device or many: ridge rows, equilibration,
-    factorisation, solve, refinement, statistics. `ops` says where the rows live and how the
-    design is factorised and multiplied (`HOST`, or the sharded backend of
-    `mmljax.distributed`); a design with fewer rows than columns always runs on the host."""
-    ridge = _check_method_and_ridge(method, ridge, where)
-    n, p = design.b.hi.shape
-    k = y.shape[1]
-    if p == 0:
-        raise ValueError(f"{where}: the design has no columns")
-    design, y_aug = _with_penalty_rows(design, y, ridge)
-    scale = _basis.column_scales(design.b.hi)  # equilibration: B = b · diag(scale), applied by the backend
-    u = DD(design.u.hi * scale, design.u.lo * scale)
-    m = design.b.hi.shape[0]
-    if m < p:
-        ops = HOST  # no thin QR of a wide matrix to distribute
-    eps = float(np.finfo(np.float64).eps)
-
-    b, f = ops.place(design.b, scale, y_aug)
-    factor = ops.factorise(b)
-    r_fac = factor.r
-    sv = np.linalg.svd(r_fac, compute_uv=False)
-    sv_max = float(sv[0]) if sv.size else 0.0
-    tol = sv_max * eps * max(m, p)
-    rank = int(np.sum(sv > tol))
-    cond = math.inf if m < p or sv[-1] == 0 else float(sv_max / sv[-1])
-
-    resolved = method
-    if method == "auto":
-        resolved = "qr" if rank == p else "svd"
-    if rank < p:
-        action = {"svd": "returning the minimum-norm (truncated SVD) solution",
-                  "qr": "the QR solution is unreliable", "cholesky": "the normal equations are singular",
-                  "normal": "the normal equations are singular"}[resolved]
-        warnings.warn(_rank_deficiency_message(where, rank, p, cond, action), RankDeficiencyWarning,
-                      stacklevel=stacklevel)
-
-    f_dd = ext.from_float(f)
-    g0 = ext.from_float(np.zeros((p, k)))
-    steps, converged = 0, False
-    gram = gram_obs = None
-    if resolved in ("cholesky", "normal") or ridge > 0:
-        gram, gram_obs, rhs = ops.gram(b, f, n)
-    if resolved == "qr":
-        if m < p or np.any(np.diag(r_fac) == 0):
-            raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as "
-                             f"columns ({m} x {p}, rank {rank}); use method='svd' (minimum-norm) or 'auto'")
-        ref = refine_augmented(b, factor, f_dd, g0, ops=ops)
-        if not ref.converged and factor.q is None:  # the Gram-matrix factor was not good enough
-            factor = ops.factorise(b, stable=True)
-            ref = refine_augmented(b, factor, f_dd, g0, ops=ops)
-        z, r = ref.z, ref.r
-        steps, converged = ref.steps, ref.converged
-        if not converged and rank == p:
-            warnings.warn(f"{where}: iterative refinement stopped before reaching working precision "
-                          f"(condition number {cond:.3g}); the coefficients may have fewer correct digits",
-                          PrecisionWarning, stacklevel=stacklevel)
-    else:
-        if resolved == "svd":  # B = Q R = (Q U) S Vᵀ: the minimum-norm solution from R's SVD and Qᵀf
-            us, s, vt = np.linalg.svd(r_fac, full_matrices=False)
-            keep = s > tol
-            z_w = vt[keep].T @ ((us[:, keep].T @ ops.qt(b, factor, f)) / s[keep, None])
-        else:
-            z_w = _solve_gram(resolved, gram, rhs, where, cond)
-        z = ext.from_float(z_w)
-        r, _ = ops.residual(b, f_dd, g0, None, z)
-
-    coef = ext.matmul(u, z).hi
-    res = DD(ops.to_host(r.hi)[:n], ops.to_host(r.lo)[:n])
-    rss = ext.square_sum(res, axis=0).hi
-    if design.intercept:
-        mean = ext.div(ext.sum_(ext.from_float(y), axis=0), ext.from_float(np.full(k, float(n))))
-        tss = ext.square_sum(ext.sub(ext.from_float(y), DD(mean.hi[None], mean.lo[None])), axis=0).hi
-    else:
-        tss = ext.square_sum(ext.from_float(y), axis=0).hi
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_squared = 1.0 - rss / tss
-
-    dof = n - float(np.trace(np.linalg.solve(gram, gram_obs))) if ridge > 0 else float(n - rank)
-    if dof > 0:
-        sigma = np.sqrt(rss / dof)
-    else:
-        sigma = np.full(k, np.nan)
-        warnings.warn(f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
-                      f"the residual SD and standard errors are undefined (NaN)", RankDeficiencyWarning,
-                      stacklevel=stacklevel)
-
-    var = None
-    if resolved == "qr" and ridge == 0 and n * p * p <= _REFINED_SE_LIMIT:
-        # diag((AᵀA)⁻¹) = diag(u (BᵀB)⁻¹ uᵀ) from the Gram matrix in double-double ...
-        var = refined_inverse_diagonal(ops.gram_dd(b), r_fac, u)
-        if var is None and n * p * p <= _REFINED_SE_LIMIT / 4:
-            # ... or, when cond(B)² eps is too large for that, as ||B (BᵀB)⁻¹ uᵀ e_j||² from refined
-            # augmented solves with f = 0, g = uᵀ (contracts like cond(B) eps)
-            xp = ext.xp_of(f)
-            zeros = xp.zeros_like(f, shape=(f.shape[0], p))
-            var_ref = refine_augmented(b, factor, ext.from_float(zeros), DD(u.hi.T.copy(), u.lo.T.copy()), ops=ops)
-            var = ext.square_sum(DD(ops.to_host(var_ref.r.hi), ops.to_host(var_ref.r.lo)), axis=0).hi
-    if var is None:
-        cov_z = _cov_z(resolved, r_fac, gram, tol)
-        if ridge > 0:
-            cov_z = cov_z @ gram_obs @ cov_z
-        var = np.sum((u.hi @ cov_z) * u.hi, axis=1)
-    se = np.sqrt(np.maximum(var, 0.0))[:, None] * sigma[None, :]
-
-    res_out = res.hi
-    fitted = y - res_out
-
-    def out(a):
-        a = np.asarray(a, dtype=out_dtype)
-        return a[..., 0] if squeeze else a
-
-    return LeastSquaresResult(
-        coefficients=out(coef), residuals=out(res_out), rss=out(rss), residual_sd=out(sigma),
-        r_squared=out(r_squared), standard_errors=out(se), rank=rank, condition_number=cond,
-        method=resolved, dtype=np.dtype(out_dtype), refinement_steps=steps, n_observations=n,
-        dof=dof, intercept=design.intercept, ridge=ridge, refinement_converged=converged,
-        names=design.names, fitted=out(fitted))
-
-
-def _solve_gram(method: str, gram: np.ndarray, rhs: np.ndarray, where: str, cond: float) -> np.ndarray:
-    """The normal equations `BᵀB z = Bᵀf` by Cholesky ("cholesky") or a general solve ("normal")."""
-    hint = (f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
-            f"use method='qr' (the default 'auto')")
-    try:
-        if method == "cholesky":
-            z = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, lower=True, check_finite=False), rhs,
-                                       check_finite=False)
-        else:
-            z = np.linalg.solve(gram, rhs)
-    except np.linalg.LinAlgError as e:
-        raise ValueError(f"{where}: method={method!r} failed ({e}): {hint}") from None
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"{where}: method={method!r} produced non-finite coefficients: {hint}")
-    return z
-
-
-def _cov_z(method: str, r: np.ndarray, gram: np.ndarray | None, tol: float) -> np.ndarray:
-    """(BᵀB)⁻¹ (pseudo-inverse when rank deficient) in working precision, from `R` or the Gram matrix."""
-    if method == "qr":
-        rinv = solve_triangular(r, np.eye(r.shape[0]))
-        return rinv @ rinv.T
-    if method == "svd":  # BᵀB = RᵀR = V S² Vᵀ
-        _, s, vt = np.linalg.svd(r, full_matrices=False)
-        keep = s > tol
-        return (vt[keep].T / s[keep] ** 2) @ vt[keep]
-    return np.linalg.inv(gram)
-
-
-def _backend(mesh: Any, where: str) -> tuple[LinearOps, Any]:
-    """`HOST`, or the backend that keeps the rows split over `mesh` and the float64 scope it computes in."""
+def _ops_for(mesh: Any, where: str) -> LinearOps:
     if mesh is None:
-        return HOST, contextlib.nullcontext()
-    from ..distributed._compat import float64_scope
+        return SINGLE
     from ..distributed.least_squares import sharded_ops
 
-    return sharded_ops(mesh, where), float64_scope()
+    return sharded_ops(mesh, where)
 
 
-def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: float = 0.0,
-                  mesh: Any = None) -> LeastSquaresResult:
+def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, method: str, ridge: Any, mesh: Any,
+         check: bool, where: str, xname: str, x_ndim: tuple[int, ...]) -> LeastSquaresResult:
+    check_choice(method, where, "method", METHODS)
+    check_bool(check, where, "check")
+    data = _as_array(data, where, xname)
+    y = _as_array(y, where, "y")
+    _check_shapes(data, y, where, xname, x_ndim)
+    ridge, has_ridge = _check_ridge(ridge, where)
+    if kind == "affine" and data.ndim == 1:
+        data = data[:, None]
+    traced = _traced(data, y, ridge)
+    floats = [np.dtype(a.dtype) for a in (data, y) if np.issubdtype(a.dtype, np.floating)]
+    low = [d.name for d in floats if np.finfo(d).bits < 64]
+    n = int(y.shape[0])
+    p = (degree + (1 if intercept else 0)) if kind == "polynomial" else (
+        int(data.shape[1]) + (1 if kind == "affine" and intercept else 0))
+    if p == 0:
+        raise ValueError(f"{where}: the design has no columns")
+    k = 1 if y.ndim == 1 else int(y.shape[1])
+    m = n + (p if has_ridge else 0)
+    if method == "qr" and m < p:
+        raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as columns "
+                         f"({m} x {p}); use method='svd' (minimum-norm) or 'auto'")
+    ops = _ops_for(mesh, where)
+    large = m * p * max(p, k) >= LARGE_PRODUCTS
+    cfg = _Config(kind=kind, degree=degree, intercept=bool(intercept), method=method, has_ridge=has_ridge,
+                  factor="gram" if large else "householder", refined_se=n * p * p <= REFINED_SE_LIMIT, ops=ops)
+    if kind == "general":
+        names = tuple(f"B{j}" for j in range(p))
+    else:
+        top = degree if kind == "polynomial" else int(data.shape[1])
+        names = tuple(f"B{j}" for j in range(0 if intercept else 1, top + 1))
+    y2 = y[:, None] if y.ndim == 1 else y
+
+    if traced:
+        cdtype = jnp.result_type(float)
+        out_dtype = jnp.result_type(*floats) if floats else cdtype
+        return _program(jnp.asarray(data, cdtype), jnp.asarray(y2, cdtype), jnp.asarray(ridge, cdtype), cfg=cfg,
+                        squeeze=y.ndim == 1, check=check, names=names, out_dtype=np.dtype(out_dtype))
+
+    # ---- eagerly: float64 whatever the configuration, then warnings and errors on the host
+    if low:
+        warnings.warn(
+            f"{where}: inputs have dtype {low[0]}, which carries only ~7 significant digits, so the "
+            f"coefficients cannot be more accurate than that (the solver itself computes in float64); "
+            f"enable float64 with jax.config.update('jax_enable_x64', True) and pass float64 arrays",
+            PrecisionWarning, stacklevel=3)
+    out_dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+    with float64_scope():
+        def run(cfg_):
+            return jax.device_get(_program(_host64(data), _host64(y2), np.float64(ridge), cfg=cfg_,
+                                           squeeze=y.ndim == 1, check=False, names=names,
+                                           out_dtype=np.dtype(np.float64)))
+
+        res = run(cfg)
+        status = Status(int(res.status))
+        if status is Status.NOT_REFINED and cfg.factor == "gram" and int(res.rank) == p:
+            res = run(cfg._replace(factor="householder"))  # the Gram-matrix factor was not good enough
+            status = Status(int(res.status))
+    if status is Status.NONFINITE_INPUT:
+        for a, what in ((data, xname), (y, "y")):
+            err = _nonfinite_rows_error(np.asarray(a, np.float64), where, what)
+            if err is not None:
+                raise err
+        raise ValueError(f"{where}: ridge must be a finite number >= 0; got {ridge}")
+    rank, cond = int(res.rank), float(res.condition_number)
+    resolved = method if method != "auto" else ("qr" if rank == p else "svd")
+    if rank < p:
+        if resolved == "qr":
+            warnings.warn(_rank_deficiency_message(where, rank, p, cond, "the QR solution is unreliable"),
+                          RankDeficiencyWarning, stacklevel=3)
+            raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as "
+                             f"columns ({m} x {p}, rank {rank}); use method='svd' (minimum-norm) or 'auto'")
+        action = {"svd": "returning the minimum-norm (truncated SVD) solution",
+                  "cholesky": "the normal equations are singular", "normal": "the normal equations are singular"}
+        warnings.warn(_rank_deficiency_message(where, rank, p, cond, action[resolved]), RankDeficiencyWarning,
+                      stacklevel=3)
+    if resolved in ("cholesky", "normal"):
+        hint = (f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
+                f"use method='qr' (the default 'auto')")
+        if not np.all(np.isfinite(res.coefficients)):
+            raise ValueError(f"{where}: method={method!r} failed (the Gram matrix is numerically singular or not "
+                             f"positive definite): {hint}")
+        if rank == p and float(res.expected_digits) < ILL_CONDITIONED_DIGITS:
+            warnings.warn(f"{where}: method={method!r} can give only about {max(float(res.expected_digits), 0):.1f} "
+                          f"correct significant digits here: {hint}", PrecisionWarning, stacklevel=3)
+    if status is Status.NOT_REFINED:
+        warnings.warn(f"{where}: iterative refinement stopped before reaching working precision "
+                      f"(condition number {cond:.3g}); the coefficients may have fewer correct digits",
+                      PrecisionWarning, stacklevel=3)
+    if not float(res.dof) > 0:
+        warnings.warn(f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
+                      f"the residual SD and standard errors are undefined (NaN)", RankDeficiencyWarning,
+                      stacklevel=3)
+    if check and status is not Status.CONVERGED:  # eagerly, check=True raises a plain ValueError
+        raise ValueError(f"{where}: {status.message} (status {status.name}, rank {rank} of {p}, condition number "
+                         f"{cond:.3g}; check=True)")
+    if out_dtype != np.float64:
+        res = jax.tree_util.tree_map(lambda a: a.astype(out_dtype) if a.dtype == np.float64 else a, res)
+    fields = {f: getattr(res, f) for f in res.__dataclass_fields__}
+    fields = {f: (v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v) for f, v in fields.items()}
+    fields.update(method=resolved, dtype=np.dtype(out_dtype), rank=rank, condition_number=cond,
+                  refinement_steps=int(res.refinement_steps), dof=float(res.dof), intercept=bool(res.intercept),
+                  ridge=float(ridge), refinement_converged=bool(res.refinement_converged), status=status,
+                  expected_digits=float(res.expected_digits))
+    return LeastSquaresResult(**fields)
+
+
+def _host64(a):
+    if isinstance(a, jax.Array):
+        return a if a.dtype == jnp.float64 else a.astype(jnp.float64)
+    return np.asarray(a, dtype=np.float64)  # no copy when it is float64 already
+
+
+def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: Any = 0.0, mesh: Any = None,
+                  check: bool = False) -> LeastSquaresResult:
     """Solve `min ||y - Phi @ beta||² + ridge * ||beta||²` accurately.
 
     **Arguments:**
@@ -316,64 +603,60 @@ def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: 
       Björck refinement in double-double), "svd" (truncated-SVD minimum-norm solution), "cholesky"
       (normal equations `PhiᵀPhi beta = Phiᵀy` by Cholesky: the lectures' derivation; squares the
       condition number) or "normal" (the same equations by a general solve).
-    - `ridge`: penalty weight `>= 0` on every coefficient.
-    - `mesh`: a `jax.sharding.Mesh` whose first axis splits the rows over devices: the same fit by
-      tall-skinny QR and refinement on the devices (see `mmljax.distributed.least_squares_sharded`),
-      in float64 whatever `jax_enable_x64` says.
+    - `ridge`: penalty weight `>= 0` on every coefficient (may be traced: `jax.grad` with respect to it works).
+    - `mesh`: a `jax.sharding.Mesh` whose first axis splits the rows over devices: the same program with
+      tall-skinny QR and the double-double kernels on the devices (see `mmljax.distributed.sharded_ops`).
+    - `check`: with True, a status other than `CONVERGED` raises at run time (`equinox.error_if`),
+      also inside `jax.jit`/`jax.vmap`.
 
     **Returns:** a `LeastSquaresResult` (coefficients `(p,)` or `(p, k)`, residuals, rss,
-    residual_sd, r_squared, standard_errors, rank, condition_number, method, dtype,
-    refinement_steps, ...), as numpy arrays in the input dtype. float32 inputs give a
-    `PrecisionWarning`.
+    residual_sd, r_squared, standard_errors, rank, condition_number, method, status, ...): numpy
+    arrays in the input dtype eagerly, jax arrays inside a transformation.
+
+    **Raises:** `ValueError`/`TypeError` for wrong shapes, options or dtypes (also at trace time);
+    eagerly, `ValueError` for NaN/Inf data (naming the rows) or a failed "qr"/"cholesky"/"normal" solve.
     """
-    where = "least_squares"
-    ops, scope = _backend(mesh, where)
-    phi, yy, dtype, squeeze = _prepare(Phi, y, where, "Phi", (2,))
-    with scope:
-        return _fit(_basis.general(phi), yy, method=method, ridge=ridge, where=where, out_dtype=dtype,
-                    squeeze=squeeze, ops=ops)
+    return _fit("general", Phi, y, intercept=False, method=method, ridge=ridge, mesh=mesh, check=check,
+                where="least_squares", xname="Phi", x_ndim=(2,))
 
 
 def linear_regression(X: ArrayLike, y: ArrayLike, *, intercept: bool = True, method: str = "auto",
-                      ridge: float = 0.0, mesh: Any = None) -> LeastSquaresResult:
+                      ridge: Any = 0.0, mesh: Any = None, check: bool = False) -> LeastSquaresResult:
     """Fit `y ≈ B0 + B1 x1 + ... + Bd xd` (or without `B0`).
 
     **Arguments:** `X (n, d)` predictors (a 1-D `(n,)` is one predictor); `y (n,)` or `(n, k)`;
-    `intercept` adds `B0`; `method`, `ridge`, `mesh` as in `least_squares` (ridge does not penalise `B0`).
+    `intercept` (static) adds `B0`; `method`, `ridge`, `mesh`, `check` as in `least_squares` (ridge does
+    not penalise `B0`).
 
     **Returns:** a `LeastSquaresResult` with coefficients in the natural order `B0, B1, ..., Bd`
     (`B1..Bd` without intercept). Each predictor is centred and scaled internally (exactly undone),
-    which is what makes Longley accurate to 12+ digits.
+    which is what makes Longley accurate to 12+ digits. `jax.vmap` over `(B, n, d)` designs fits
+    every batch element with its own basis, rank and status.
     """
-    where = "linear_regression"
-    ops, scope = _backend(mesh, where)
-    X_, yy, dtype, squeeze = _prepare(X, y, where, "X", (1, 2))
-    if X_.ndim == 1:
-        X_ = X_[:, None]
-    with scope:
-        return _fit(_basis.affine(X_, bool(intercept)), yy, method=method, ridge=ridge, where=where,
-                    out_dtype=dtype, squeeze=squeeze, ops=ops)
+    check_bool(intercept, "linear_regression", "intercept")
+    return _fit("affine", X, y, intercept=bool(intercept), method=method, ridge=ridge, mesh=mesh, check=check,
+                where="linear_regression", xname="X", x_ndim=(1, 2))
 
 
 def polyfit(x: ArrayLike, y: ArrayLike, degree: int, *, intercept: bool = True, method: str = "auto",
-            ridge: float = 0.0, mesh: Any = None) -> LeastSquaresResult:
+            ridge: Any = 0.0, mesh: Any = None, check: bool = False) -> LeastSquaresResult:
     """Fit the polynomial `y ≈ B0 + B1 x + ... + Bk x^k` (or without `B0`).
 
-    **Arguments:** `x (n,)`; `y (n,)` or `(n, k)`; `degree` k >= 0 (>= 1 without intercept);
-    `method`, `ridge`, `mesh` as in `least_squares` (ridge does not penalise `B0`).
+    **Arguments:** `x (n,)`; `y (n,)` or `(n, k)`; `degree` k >= 0 (>= 1 without intercept) and
+    `intercept`, both static; `method`, `ridge`, `mesh`, `check` as in `least_squares` (ridge does not
+    penalise `B0`).
 
     **Returns:** a `LeastSquaresResult` with monomial coefficients `B0..Bk` in increasing order
     (note: the reverse of `numpy.polyfit`). The fit is done on `t = (x - c) / s` in [-1, 1] and
-    mapped back exactly.
+    mapped back exactly. Derivatives with respect to `x` are those of the monomial design.
     """
     where = "polyfit"
-    ops, scope = _backend(mesh, where)
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
         raise TypeError(f"{where}: degree must be an int; got {type(degree).__name__}")
+    check_bool(intercept, where, "intercept")
+    degree = check_int(degree, where, "degree")
     if degree < (0 if intercept else 1):
         raise ValueError(f"{where}: degree must be >= {0 if intercept else 1}"
                          f"{'' if intercept else ' without an intercept'}; got {degree}")
-    x_, yy, dtype, squeeze = _prepare(x, y, where, "x", (1,))
-    with scope:
-        return _fit(_basis.polynomial(x_, int(degree), bool(intercept)), yy, method=method, ridge=ridge,
-                    where=where, out_dtype=dtype, squeeze=squeeze, ops=ops)
+    return _fit("polynomial", x, y, degree=degree, intercept=bool(intercept), method=method, ridge=ridge, mesh=mesh,
+                check=check, where=where, xname="x", x_ndim=(1,))
