@@ -98,6 +98,20 @@ def _curve_fitting_strd(r):
     assert np.all(np.diff(st["train_rmse"]) <= 1e-12)
 
 
+def _curve_fitting_jax_fits(r):
+    b = r["bootstrap"]
+    assert b["draws"] == 200 and b["min_rank"] == b["degree"] + 1
+    assert b["vmap_vs_loop_max_rel"] < 1e-10, "vmap refits must equal the one-by-one fits"
+    lo, med, hi = (np.asarray(b[k]) for k in ("lower", "median", "upper"))
+    assert np.all(lo <= med) and np.all(med <= hi) and np.mean(hi - lo) > 0
+    assert b["coverage_of_truth"] > 0.5  # a 95% band around a cubic fit of noisy sin(2πx)
+    h = r["hypergradient"]
+    assert h["hypergradient_vs_fd_rel"] < 1e-6, "the hypergradient through the fit matches a central difference"
+    # gradient descent on log λ ends where the grid's minimum is (within the grid spacing's worth of error)
+    assert h["final_mse"] <= 1.02 * h["grid_best_mse"]
+    assert h["final_mse"] < h["descent_mse"][0] and h["final_mse"] < h["unregularised_mse"]
+
+
 # --------------------------------------------------------------------------------- loss landscape
 
 def _loss_landscape_hessian_and_newton(r):
@@ -278,6 +292,7 @@ def test_curve_fitting(tmp_path):
     _curve_fitting_error_versus_degree(r)
     _curve_fitting_solvers_agree(r)
     _curve_fitting_strd(r)
+    _curve_fitting_jax_fits(r)
 
 
 @pytest.mark.slow
