@@ -21,10 +21,6 @@ DOCS = ROOT / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
 
-# Pages that describe APIs being built alongside this site; their examples are skipped until the
-# APIs exist. Nothing else may be listed here.
-PENDING: set[str] = set()
-
 RUNNER = textwrap.dedent(
     """
     import sys, traceback
@@ -55,7 +51,6 @@ def _load_hooks():
 def test_pages_have_examples():
     with_code = [p for p in PAGES if _blocks(p)]
     assert len(with_code) >= 10, with_code
-    assert PENDING <= set(PAGES), f"PENDING names pages that do not exist: {PENDING - set(PAGES)}"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -66,8 +61,6 @@ def test_code_fences_are_closed(page):
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)])
 def test_page_examples_run(page, tmp_path):
-    if page in PENDING:
-        pytest.skip(f"{page} documents an API that is not merged yet (PENDING)")
     script = tmp_path / "page.py"
     script.write_text(RUNNER.format(blocks=_blocks(page), page=page))
     out = subprocess.run(
