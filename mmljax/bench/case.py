@@ -137,7 +137,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmark case: `number` is the case's number (1-6), `name` what `--case` selects;
+    """A benchmark case: `number` is the case's number, `name` what `--case` selects;
     `points(settings)` yields the sizes; `x_key` is the size on the plots' x-axis and `series_keys`
     the other sizes (one panel per combination)."""
 

@@ -12,6 +12,7 @@ import math
 from typing import Any, Callable, NamedTuple
 
 from .case import CaseResult, PointResult
+from .cases import batched_fits as BF
 from .cases import fits as F
 from .cases import least_squares as LS
 from .cases import matrix as M
@@ -210,6 +211,28 @@ def fit_vs_sklearn(run) -> TargetResult:
 _FIT_STATEMENT = ("mmljax's default least_squares (median) at least as fast as scikit-learn's LinearRegression "
                   "(its best sample) at N = 10⁶, D = 100, coefficients agreeing to 1e-10")
 
+def bootstrap_vs_statsmodels(run) -> TargetResult:
+    items = [(lab, _ratio(p, BF.MJ_BOOT, BF.SM_BOOT)) for lab, _, p in _points(run, BF.LS_BOOTSTRAP.name)]
+    return _judge("bootstrap ≥ 10× faster than a statsmodels loop",
+                  "jax.vmap(linear_regression) over bootstrap resamples at most 0.1× the time of a Python loop of "
+                  "statsmodels OLS(...).fit()", items, 0.1,
+                  why_none="not measured: the ls-bootstrap case was not run or statsmodels is not installed")
+
+
+def bootstrap_vs_lstsq(run) -> TargetResult:
+    items = [(lab, _ratio(p, BF.MJ_BOOT, BF.LSTSQ_BOOT)) for lab, _, p in _points(run, BF.LS_BOOTSTRAP.name)]
+    return _judge("bootstrap ≤ 1.5× vmap(lstsq)", "jax.vmap(linear_regression) within 1.5× of "
+                  "jax.vmap(jnp.linalg.lstsq) (which returns no statistics and loses digits when ill-conditioned)",
+                  items, 1.5)
+
+
+def eager_vs_statsmodels(run) -> TargetResult:
+    items = [(lab, _ratio(p, BF.MJ_EAGER, BF.SM_EAGER)) for lab, _, p in _points(run, BF.LS_EAGER.name)]
+    return _judge("eager small fit ≤ 1.0× statsmodels", "one eager linear_regression on Longley no slower than "
+                  "statsmodels' OLS(...).fit()", items, 1.0,
+                  why_none="not measured: the ls-eager case was not run or statsmodels is not installed")
+
+
 TARGETS: tuple[Callable[[Any], TargetResult], ...] = (
     gradient_overhead,
     ls_gradient_streaming,
@@ -220,6 +243,9 @@ TARGETS: tuple[Callable[[Any], TargetResult], ...] = (
     per_example,
     compute_bound,
     fit_vs_sklearn,
+    bootstrap_vs_statsmodels,
+    bootstrap_vs_lstsq,
+    eager_vs_statsmodels,
 )
 
 

@@ -1,10 +1,11 @@
-"""The benchmark cases, numbered 1–6, selectable by name or number."""
+"""The benchmark cases, numbered, selectable by name or number."""
 
 from __future__ import annotations
 
 import fnmatch
 
 from ..case import Case
+from .batched_fits import LS_BOOTSTRAP, LS_EAGER
 from .fits import LS_FIT
 from .least_squares import LS_GRADIENT, LS_HESSIAN, LS_HVP
 from .matrix import MATRIX_GRAD, VEC_KRON
@@ -17,6 +18,7 @@ CASES: tuple[Case, ...] = (
     VEC_KRON, MATRIX_GRAD,
     LS_FIT,
     NLS_STRD,
+    LS_BOOTSTRAP, LS_EAGER,
 )
 
 
