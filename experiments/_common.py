@@ -83,8 +83,15 @@ def versions() -> dict[str, str]:
 
 def jsonable(obj: Any) -> Any:
     """Plain JSON types, exactly as `results.json` reads back: `mmljax.io.json_safe` (arrays to lists,
-    NaN/Inf to None), then dict keys as strings and tuples as lists."""
-    return json.loads(json.dumps(json_safe(obj), allow_nan=False))
+    NaN/Inf to None), paths as strings, then dict keys as strings and tuples as lists. Anything else
+    is a TypeError naming its type (a result must not be stored as something it is not)."""
+
+    def fallback(o: Any) -> Any:
+        if isinstance(o, os.PathLike):
+            return os.fspath(o)
+        raise TypeError(f"jsonable: cannot store a {type(o).__name__} in results.json")
+
+    return json.loads(json.dumps(json_safe(obj), allow_nan=False, default=fallback))
 
 
 def figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: float = 3.2, **kwargs):

@@ -240,14 +240,14 @@ def test_one_random_direction_still_fails_a_wrong_formula():
 
 
 def test_a_result_without_autodiff_witnesses_never_passes():
-    from mmljax.checking import _program, _run_check, _Spec
+    from mmljax.checking import CheckSpec, run_witnesses, witness_program
 
     f = lambda z: jnp.sum(z**2)  # noqa: E731
-    prog = _program(lambda z: f(z), lambda z: 2 * z, 1)
-    ok = _run_check(prog, f, lambda z: 2 * z, x3, (), _Spec(1, "tensor", None, None, None), "sq", 1, 0)
+    prog = witness_program(lambda z: f(z), lambda z: 2 * z, 1)
+    ok = run_witnesses(prog, f, lambda z: 2 * z, x3, (), CheckSpec(1, "tensor", None, None, None), "sq", 1, 0)
     assert ok.ok and "jacfwd" in ok.witnesses
     with pytest.raises(ValueError, match="directions must be >= 1"):
-        _run_check(prog, f, lambda z: 2 * z, x3, (), _Spec(1, "tensor", None, None, None), "sq", -1, 0)
+        run_witnesses(prog, f, lambda z: 2 * z, x3, (), CheckSpec(1, "tensor", None, None, None), "sq", -1, 0)
 
 
 # ---------------------------------------------------------------- pytree points
