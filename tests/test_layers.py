@@ -10,11 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
-# The solvers/distributed rework removes the last leaks; until it lands these are expected to fail.
-_PENDING = pytest.mark.xfail(strict=True, reason="distributed still imports solvers privately")
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mmljax"
 
@@ -61,7 +56,6 @@ def _resolve(target: str) -> str | None:
     return target or None
 
 
-@_PENDING
 def test_no_module_imports_another_packages_private_module():
     bad = []
     for name, path in MODULES.items():
@@ -86,7 +80,6 @@ def test_no_module_imports_another_packages_private_module():
     assert not bad, "private modules imported from outside their package:\n" + "\n".join(bad)
 
 
-@_PENDING
 def test_no_import_cycles():
     graph = {name: set() for name in MODULES}
     for name, path in MODULES.items():
