@@ -32,15 +32,64 @@ TYPECHECKED_MODULES = (
 
 TYPECHECK = os.environ.get("MMLJAX_TYPECHECK", "1").strip().lower() not in ("0", "false", "no", "off", "")
 
+
+
+def _own_validation_first(jaxtyped):
+    """`jaxtyping.jaxtyped` for the import hook, with the function's own argument validation speaking first.
+
+    The public functions validate their arguments and raise errors that name the function, the argument, what
+    was expected and what was received; the tests hold them to those messages. When the arguments of a call do
+    not match the annotations, the function is run unchecked: if it refuses them (`TypeError`/`ValueError`),
+    its own error is raised; if it accepts them, the annotation is narrower than what the function accepts,
+    and the type-check error is raised. Return values, and dataclass fields, are always checked.
+    """
+    import functools
+    import inspect
+
+    from jaxtyping import TypeCheckError
+
+    def decorate(fn, typechecker):
+        checked = jaxtyped(fn, typechecker=typechecker)
+        if inspect.isclass(fn) or not callable(fn) or checked is fn:
+            return checked
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return checked(*args, **kwargs)
+            except TypeCheckError as e:
+                if not str(e).startswith("Type-check error whilst checking the parameters of"):
+                    raise
+                try:
+                    fn(*args, **kwargs)
+                except TypeCheckError:
+                    raise e from None
+                except (TypeError, ValueError) as own:
+                    raise own from None
+                raise
+
+        return wrapper
+
+    def lenient(fn=None, *, typechecker=None):
+        if fn is None:
+            return functools.partial(lenient, typechecker=typechecker)
+        return decorate(fn, typechecker)
+
+    return lenient
+
+
 if TYPECHECK:
     import sys
 
-    from jaxtyping import install_import_hook
+    import jaxtyping
 
     _already = sorted(m for m in TYPECHECKED_MODULES if m in sys.modules)
     if _already:  # the hook only sees modules imported after it is installed
         raise RuntimeError(f"conftest: {_already} imported before the jaxtyping import hook was installed")
-    install_import_hook(TYPECHECKED_MODULES, "beartype.beartype")
+    # The hook's generated decorator is `@jaxtyping.jaxtyped(typechecker=...)`, looked up when a hooked module
+    # is imported; nothing else in jaxtyping uses the package attribute.
+    jaxtyping.jaxtyped = _own_validation_first(jaxtyping.jaxtyped)
+    jaxtyping.install_import_hook(TYPECHECKED_MODULES, "beartype.beartype")
 
 jax.config.update("jax_enable_x64", True)
 

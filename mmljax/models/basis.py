@@ -249,7 +249,7 @@ def init(key: ArrayLike, basis: Basis, out_features: int = 1, dtype=None) -> Bas
     return BasisParams(theta, A, b, basis)
 
 
-def _validate(params: Any, where: str) -> int | None:
+def _validate(params: BasisParams, where: str) -> int | None:
     """k (None for one output) after checking the leaves against the basis."""
     _checks.params_type(params, BasisParams, where, _INIT)
     basis, th = params.basis, params.theta
@@ -269,7 +269,7 @@ def _validate(params: Any, where: str) -> int | None:
     return None if jnp.ndim(th) == 1 else jnp.shape(th)[1]
 
 
-def design_matrix(basis: Basis | BasisParams, x: ArrayLike) -> Float[Array, "n F"]:
+def design_matrix(basis: Basis | BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "n F"]:
     """The design matrix `Φ(X)`, rows `φ(x_n)ᵀ`, shape `(n, n_features)`.
 
     **Arguments:** a fixed basis, or `BasisParams` (needed for the learned basis, whose `A`, `b`
@@ -290,7 +290,7 @@ def design_matrix(basis: Basis | BasisParams, x: ArrayLike) -> Float[Array, "n F
     return basis.features(x)
 
 
-def apply(params: Any, x: ArrayLike) -> Float[Array, "n ..."]:
+def apply(params: BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "n ..."]:
     """Predictions `Φ(X) Θ`: shape `(n,)` for one output, `(n, k)` for `k` outputs."""
     _validate(params, "basis.apply")
     return design_matrix(params, x) @ params.theta
@@ -310,7 +310,7 @@ def _as_2d(a):
     return a if a.ndim == 2 else a[:, None]
 
 
-def hand_gradient(params: Any, x: ArrayLike, y: ArrayLike) -> BasisParams:
+def hand_gradient(params: BasisParams, x: Float[ArrayLike, "n ..."], y: Float[ArrayLike, "n ..."]) -> BasisParams:
     """Gradient of `½ Σ ||y_n − f(x_n)||²` by hand, shaped like `params`.
 
     Fixed basis: `dL/dΘ = Φᵀ r` with `r = ΦΘ − y`. Learned basis, with `Z = XAᵀ + 1bᵀ` and
@@ -330,7 +330,7 @@ def hand_gradient(params: Any, x: ArrayLike, y: ArrayLike) -> BasisParams:
     return BasisParams(g_theta, g_A, jnp.sum(delta, axis=0), params.basis)
 
 
-def hand_jacobian(params: Any, x: ArrayLike) -> Float[Array, "nk P"]:
+def hand_jacobian(params: BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. `ravel_vec(params)`, by hand.
 
     **Returns:** `(n·k, P)`, row `i·k + j` (example-major) `= d f_j(x_i) / d ravel_vec(params)`.
@@ -351,7 +351,9 @@ def hand_jacobian(params: Any, x: ArrayLike) -> Float[Array, "nk P"]:
     return jnp.concatenate([J_theta, J_W], axis=1)
 
 
-def hand_hessian(params: Any, x: ArrayLike, y: ArrayLike) -> Float[Array, "P P"]:
+def hand_hessian(
+    params: BasisParams, x: Float[ArrayLike, "n ..."], y: Float[ArrayLike, "n ..."]
+) -> Float[Array, "P P"]:
     """Hessian of `½ Σ ||y_n − f(x_n)||²` by hand, in `ravel_vec(params)` order.
 
     Fixed basis: `ΦᵀΦ` for one output, `I_k ⊗ ΦᵀΦ` (vec order of `Θ`) for `k` — independent of `y`.

@@ -15,7 +15,7 @@ The loss throughout is `L = ½ Σ_n ||y_n − f(x_n)||²`.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +69,7 @@ def init(
     return LinearParams(theta, b)
 
 
-def _validate(params: Any, where: str) -> tuple[int, int | None]:
+def _validate(params: LinearParams, where: str) -> tuple[int, int | None]:
     """(d, k) with k None for the single-output model."""
     _checks.params_type(params, LinearParams, where, _INIT)
     th = params.theta
@@ -92,7 +92,7 @@ def _inputs(params, x, where):
     return x, d, k
 
 
-def apply(params: Any, x: ArrayLike) -> Float[Array, "n ..."]:
+def apply(params: LinearParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
     """Predictions `X Θ + b`.
 
     **Arguments:** `params` from `init`; `x` of shape `(n, d)`.
@@ -104,7 +104,7 @@ def apply(params: Any, x: ArrayLike) -> Float[Array, "n ..."]:
     return out if params.bias is None else out + params.bias
 
 
-def hand_gradient(params: Any, x: ArrayLike, y: ArrayLike) -> LinearParams:
+def hand_gradient(params: LinearParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> LinearParams:
     """Gradient of `½ Σ ||y_n − f(x_n)||²` by hand: `dL/dΘ = Xᵀ r`, `dL/db = Σ_n r_n`, `r = f(X) − y`.
 
     **Returns:** a `LinearParams` shaped like `params`.
@@ -130,7 +130,7 @@ def _augmented(params, x):
     return phi, k, np.concatenate([theta_pos, bias_pos])
 
 
-def hand_hessian(params: Any, x: ArrayLike, y: ArrayLike) -> Float[Array, "P P"]:
+def hand_hessian(params: LinearParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> Float[Array, "P P"]:
     """Hessian of `½ Σ ||y_n − f(x_n)||²` by hand, in `ravel_vec(params)` order.
 
     With `Φ = [X, 1]` (or `X` without bias) it is `I_k ⊗ ΦᵀΦ` in the order `vec(Θ_aug)` of
@@ -147,7 +147,7 @@ def hand_hessian(params: Any, x: ArrayLike, y: ArrayLike) -> Float[Array, "P P"]
     return H[perm][:, perm]
 
 
-def hand_jacobian(params: Any, x: ArrayLike) -> Float[Array, "nk P"]:
+def hand_jacobian(params: LinearParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. all parameters, by hand.
 
     **Returns:** `(n·k, P)`; row `i·k + j` (example-major) is `d f_j(x_i) / d ravel_vec(params)`:
@@ -177,25 +177,29 @@ def _scalar_inputs(a, x, y, where):
     return x, y
 
 
-def scalar_apply(a: ArrayLike, x: ArrayLike) -> Float[Array, " n"]:
+def scalar_apply(a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"]) -> Float[Array, " n"]:
     """`f(x) = a·x` for `x` of shape `(n,)`."""
     x, _ = _scalar_inputs(a, x, None, "linear.scalar_apply")
     return a * x
 
 
-def scalar_hand_gradient(a: ArrayLike, x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
+def scalar_hand_gradient(
+    a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]
+) -> Float[Array, ""]:
     """`dL/da = Σ_n (a x_n − y_n) x_n` for `L = ½ Σ (y_n − a x_n)²`."""
     x, y = _scalar_inputs(a, x, y, "linear.scalar_hand_gradient")
     return jnp.sum((a * x - y) * x)
 
 
-def scalar_hand_hessian(a: ArrayLike, x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
+def scalar_hand_hessian(
+    a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]
+) -> Float[Array, ""]:
     """`d²L/da² = Σ_n x_n²` (≥ 0: the loss is convex in `a`)."""
     x, _ = _scalar_inputs(a, x, y, "linear.scalar_hand_hessian")
     return jnp.sum(x * x)
 
 
-def scalar_minimiser(x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
+def scalar_minimiser(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> Float[Array, ""]:
     """`a* = Σ x_n y_n / Σ x_n²` (Lecture 1.2, corrected: GUIDE.md §9)."""
     x, y = _scalar_inputs(jnp.zeros(()), x, y, "linear.scalar_minimiser")
     return jnp.sum(x * y) / jnp.sum(x * x)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -85,7 +85,7 @@ def init(key: ArrayLike, sizes: Sequence[int], activation: str = "tanh", dtype=N
     return MLPParams(layers, activation)
 
 
-def _validate(params: Any, where: str) -> list[int]:
+def _validate(params: MLPParams, where: str) -> list[int]:
     """The sizes `[in, hidden…, out]` after checking that consecutive layers fit together."""
     _checks.params_type(params, MLPParams, where, _INIT)
     get_activation(params.activation, where)
@@ -112,12 +112,12 @@ def _validate(params: Any, where: str) -> list[int]:
     return out
 
 
-def sizes(params: Any) -> list[int]:
+def sizes(params: MLPParams) -> list[int]:
     """The architecture `[in, hidden…, out]` of `params`."""
     return _validate(params, "mlp.sizes")
 
 
-def _forward(params: Any, x: Array, where: str):
+def _forward(params: MLPParams, x: Array, where: str):
     """Pre-activations `Z_l` and layer outputs `F_l` (F_0 = X), all `(n, sizes[l])`."""
     s = _validate(params, where)
     x = _checks.inputs_2d(x, s[0], where, f"the first layer has A of shape {_checks.shape_of(params.layers[0].A)}")
@@ -134,7 +134,7 @@ def _squeeze(out: Array) -> Array:
     return out[:, 0] if out.shape[1] == 1 else out
 
 
-def apply(params: Any, x: ArrayLike) -> Float[Array, "n ..."]:
+def apply(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
     """Predictions: shape `(n,)` when the last layer has one output, else `(n, k)`.
 
     **Arguments:** `params` from `init`; `x` of shape `(n, sizes[0])`.
@@ -143,7 +143,7 @@ def apply(params: Any, x: ArrayLike) -> Float[Array, "n ..."]:
     return _squeeze(Fs[-1])
 
 
-def hand_gradient(params: Any, x: ArrayLike, y: ArrayLike) -> MLPParams:
+def hand_gradient(params: MLPParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> MLPParams:
     """Gradient of `½ Σ_n ||y_n − f(x_n)||²` by backpropagation (written out, not `jax.grad`).
 
     `δ_L = F_L − Y`; for `l = L…1`: `dL/dA_l = δ_lᵀ F_{l−1}`, `dL/db_l = Σ_n δ_{l,n}`, then
@@ -164,7 +164,7 @@ def hand_gradient(params: Any, x: ArrayLike, y: ArrayLike) -> MLPParams:
     return MLPParams(tuple(reversed(grads)), params.activation)
 
 
-def hand_jacobian(params: Any, x: ArrayLike) -> Float[Array, "nk P"]:
+def hand_jacobian(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. all parameters, by hand.
 
     With `D_l[i] = d f(x_i) / d z_l` (`k × sizes[l]`): `D_L = I_k`, `D_{l−1} = (D_l A_l) ⊙ σ'(z_{l−1})`
@@ -189,7 +189,7 @@ def hand_jacobian(params: Any, x: ArrayLike) -> Float[Array, "nk P"]:
     return jnp.concatenate(list(reversed(blocks)), axis=1)
 
 
-def hand_gauss_newton(params: Any, x: ArrayLike) -> Float[Array, "P P"]:
+def hand_gauss_newton(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "P P"]:
     """The Gauss-Newton matrix `JᵀJ` of `½ Σ ||y_n − f(x_n)||²` (`J` from `hand_jacobian`).
 
     It is the Hessian without the residual-weighted curvature term `Σ r_nj ∇²f_j(x_n)`: equal to the
@@ -210,7 +210,7 @@ class MLP(eqx.Module):
 
     params: MLPParams
 
-    def __init__(self, params: Any):
+    def __init__(self, params: MLPParams):
         _validate(params, "mlp.MLP")
         self.params = params
 
@@ -219,7 +219,7 @@ class MLP(eqx.Module):
         """`MLP(init(key, sizes, activation, dtype))`."""
         return cls(init(key, sizes, activation, dtype))
 
-    def __call__(self, x: ArrayLike) -> Float[Array, "n ..."]:
+    def __call__(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
         return apply(self.params, x)
 
     @property
