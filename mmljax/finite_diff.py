@@ -109,8 +109,8 @@ def _basis(x: Array) -> Array:
 
 
 def fd_jacobian(
-    f: Callable[[Array], Array], x: Float[ArrayLike, "..."], *, step: Real[ArrayLike, "..."] | None = None
-) -> Float[Array, "..."]:
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
+) -> Float[Array, "*jac"]:
     """Central-difference Jacobian, shape `out_shape + in_shape`.
 
     One pair of evaluations of `f` per input element (batched; looped when `f` does linear
@@ -130,7 +130,7 @@ def fd_jacobian(
 
 
 def fd_gradient(
-    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "..."] | None = None
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
 ) -> Float[Array, "*shape"]:
     """Central-difference gradient of a scalar function, shaped like `x`: `fd_jacobian` of a scalar `f`.
 
@@ -146,8 +146,8 @@ def fd_gradient(
 
 
 def fd_hessian(
-    f: Callable[[Array], Array], x: Float[ArrayLike, "..."], *, step: Real[ArrayLike, "..."] | None = None
-) -> Float[Array, "..."]:
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
+) -> Float[Array, "*jac"]:
     """Second-difference Hessian of a scalar function from values only: shape `x.shape * 2`.
 
     `H_ij ≈ [f(x+hi+hj) − f(x+hi−hj) − f(x−hi+hj) + f(x−hi−hj)] / (4 h_i h_j)` with
@@ -181,7 +181,7 @@ def fd_directional(
     v: Real[ArrayLike, "*shape"],
     *,
     step: float | None = None,
-) -> Float[Array, "..."]:
+) -> Float[Array, "*out"]:
     """Central-difference directional derivative `(f(x + h v) − f(x − h v)) / 2h` ≈ `J v`."""
     require_callable(f, "fd_directional")
     x = _point(x, "fd_directional")
@@ -255,7 +255,7 @@ def taylor_test(
     f: Callable[[Array], Array],
     x: Float[ArrayLike, "*shape"],
     v: Real[ArrayLike, "*shape"],
-    jv: Float[ArrayLike, "..."],
+    jv: Float[ArrayLike, "*out"],
     *,
     n_steps: int = 6,
     min_order: float = 1.8,

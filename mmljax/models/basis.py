@@ -25,7 +25,7 @@ The loss throughout is `L = ½ Σ_n ||y_n − f(x_n)||²`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -163,7 +163,7 @@ class Learned:
         return get_activation(self.activation, "basis").f(x @ A.T + b)
 
 
-Basis = Union[Polynomial, RBF, Fourier, Learned]
+Basis = Polynomial | RBF | Fourier | Learned
 _BASES = (Polynomial, RBF, Fourier, Learned)
 
 
