@@ -28,6 +28,7 @@ TYPECHECKED_MODULES = (
     "mmljax.solvers.gradient_descent",
     "mmljax.solvers.newton",
     "mmljax.solvers.optax_loop",
+    "mmljax.data",
 )
 
 TYPECHECK = os.environ.get("MMLJAX_TYPECHECK", "1").strip().lower() not in ("0", "false", "no", "off", "")
