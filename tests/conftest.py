@@ -3,7 +3,8 @@ shape checking of the public API.
 
 `TYPECHECKED_MODULES` are put under jaxtyping's import hook with beartype before mmljax is imported, so every
 call into them during the tests checks its arguments and return value against the jaxtyping annotations
-(dtype, rank, and shape names consistent across the arguments of one call). Set `MMLJAX_TYPECHECK=0` to turn
+(dtype, rank, and shape names consistent across the arguments of one call); a function's own argument
+validation speaks first (see `_own_validation_first`). Set `MMLJAX_TYPECHECK=0` to turn
 the checks off (e.g. to see a failure without the type checker in the traceback).
 """
 
@@ -34,13 +35,12 @@ TYPECHECKED_MODULES = (
 TYPECHECK = os.environ.get("MMLJAX_TYPECHECK", "1").strip().lower() not in ("0", "false", "no", "off", "")
 
 
-
 def _own_validation_first(jaxtyped):
     """`jaxtyping.jaxtyped` for the import hook, with the function's own argument validation speaking first.
 
     The public functions validate their arguments and raise errors that name the function, the argument, what
     was expected and what was received; the tests hold them to those messages. When the arguments of a call do
-    not match the annotations, the function is run unchecked: if it refuses them (`TypeError`/`ValueError`),
+    not match the annotations, the function body runs without that check: if it refuses them (`TypeError`/`ValueError`),
     its own error is raised; if it accepts them, the annotation is narrower than what the function accepts,
     and the type-check error is raised. Return values, and dataclass fields, are always checked.
     """
