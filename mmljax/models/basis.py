@@ -207,11 +207,16 @@ def learned(in_features: int, width: int, activation: str = "tanh") -> Learned:
 
 @dataclasses.dataclass(frozen=True)
 class BasisParams:
-    """`theta` `(F,)` or `(F, k)`; `A`, `b` for the learned basis (else `None`); `basis` static."""
+    """`theta` `(F,)` or `(F, k)`; `A`, `b` for the learned basis (else `None`); `basis` static.
 
-    theta: ArrayLike
-    A: ArrayLike | None
-    b: ArrayLike | None
+    A pytree: JAX rebuilds it through `__init__` in every tree operation, so the array fields hold whatever a
+    tree operation puts there (`None` after `eqx.partition`, dtypes under `jax.tree.map(lambda a: a.dtype, ...)`)
+    and are not narrowed to arrays.
+    """
+
+    theta: Any
+    A: Any
+    b: Any
     basis: Basis
 
 
