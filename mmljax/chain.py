@@ -11,10 +11,10 @@ matrix the chain rule multiplies.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._validate import reject_complex
 
@@ -25,7 +25,9 @@ def _fmt(shape: tuple[int, ...]) -> str:
     return "(" + "×".join(str(s) for s in shape) + ")"
 
 
-def chain(*jacobians: Array, names: Sequence[str] | None = None) -> Float[Array, "M N"]:
+def chain(
+    *jacobians: ArrayLike, names: Sequence[str] | None = None
+) -> Float[Array, "M N"] | Float[Array, " N"] | Float[Array, " M"] | Float[Array, ""]:
     """The product `J_1 · J_2 ⋯ J_m` of per-stage Jacobians, checked stage by stage.
 
     **Arguments:**

@@ -15,7 +15,8 @@ import math
 import os
 import re
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -76,10 +77,11 @@ class StrdDataset(Dataset):
         return linear_regression(self.X, self.y, intercept=self.intercept, **kwargs)
 
 
-def log_relative_error(estimate: Any, certified: Any, cap: float = 15.0) -> np.ndarray:
+def log_relative_error(estimate: Any, certified: Any, cap: float = 15.0) -> np.ndarray | np.float64:
     """LRE = -log10(|est - cert| / |cert|) (or -log10|est| where cert == 0), capped at `cap`.
 
-    The number of correct significant digits; elementwise, 0 for a non-finite estimate.
+    The number of correct significant digits; elementwise (a `np.float64` for scalar inputs), 0 for a non-finite
+    estimate.
     """
     est = np.asarray(estimate, dtype=np.float64)
     cert = np.asarray(certified, dtype=np.float64)

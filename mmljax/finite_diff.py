@@ -10,12 +10,13 @@ All Jacobians are in numerator layout (`out_shape + in_shape`). Inputs are singl
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._validate import check_int, check_real, reject_complex, require_callable, require_float_tree
 
@@ -77,7 +78,7 @@ def _point(x, where: str) -> Array:
     return jnp.asarray(x)
 
 
-def _step(step, x: Array, where: str) -> Array:
+def _step(step: ArrayLike, x: Array, where: str) -> Array:
     """A user step: positive and finite, a scalar or broadcastable to x's shape."""
     reject_complex(step, where, "step")
     s = np.asarray(step) if not isinstance(step, jax.core.Tracer) else None
@@ -94,7 +95,7 @@ def _step(step, x: Array, where: str) -> Array:
         ) from None
 
 
-def central_step(x: Array, power: float = 1 / 3) -> Array:
+def central_step(x: Float[ArrayLike, "*shape"], power: float = 1 / 3) -> Float[Array, "*shape"]:
     """Per-element step `eps^power · max(1, |x|)` in the dtype of `x`; `0 < power < 1`."""
     power = check_real(power, "central_step", "power", minimum=0.0, maximum=1.0, strict=True)
     x = jnp.asarray(x)
@@ -107,7 +108,9 @@ def _basis(x: Array) -> Array:
     return jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
 
 
-def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+def fd_jacobian(
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
+) -> Float[Array, "*jac"]:
     """Central-difference Jacobian, shape `out_shape + in_shape`.
 
     One pair of evaluations of `f` per input element (batched; looped when `f` does linear
@@ -126,7 +129,9 @@ def fd_jacobian(f: Callable[[Array], Array], x: Array, *, step: Array | None = N
     return J.reshape(J.shape[:out_ndim] + x.shape)
 
 
-def fd_gradient(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+def fd_gradient(
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
+) -> Float[Array, "*shape"]:
     """Central-difference gradient of a scalar function, shaped like `x`: `fd_jacobian` of a scalar `f`.
 
     **Raises:** `ValueError` when `f` does not return a scalar (use `fd_jacobian`).
@@ -140,7 +145,9 @@ def fd_gradient(f: Callable[[Array], Array], x: Array, *, step: Array | None = N
     return fd_jacobian(f, x, step=step)
 
 
-def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = None) -> Array:
+def fd_hessian(
+    f: Callable[[Array], Array], x: Float[ArrayLike, "*shape"], *, step: Real[ArrayLike, "*step"] | None = None
+) -> Float[Array, "*jac"]:
     """Second-difference Hessian of a scalar function from values only: shape `x.shape * 2`.
 
     `H_ij ≈ [f(x+hi+hj) − f(x+hi−hj) − f(x−hi+hj) + f(x−hi−hj)] / (4 h_i h_j)` with
@@ -168,7 +175,13 @@ def fd_hessian(f: Callable[[Array], Array], x: Array, *, step: Array | None = No
     return H.reshape(x.shape + x.shape)
 
 
-def fd_directional(f: Callable[[Array], Array], x: Array, v: Array, *, step: float | None = None) -> Array:
+def fd_directional(
+    f: Callable[[Array], Array],
+    x: Float[ArrayLike, "*shape"],
+    v: Real[ArrayLike, "*shape"],
+    *,
+    step: float | None = None,
+) -> Float[Array, "*out"]:
     """Central-difference directional derivative `(f(x + h v) − f(x − h v)) / 2h` ≈ `J v`."""
     require_callable(f, "fd_directional")
     x = _point(x, "fd_directional")
@@ -199,7 +212,7 @@ class TaylorResult(NamedTuple):
     noise_floor: float
 
 
-def taylor_steps(x: Array, v: Array, n_steps: int = 6) -> Array:
+def taylor_steps(x: Float[Array, "*shape"], v: Real[ArrayLike, "*shape"], n_steps: int = 6) -> Float[Array, " steps"]:
     """The step sequence `h0 / 2^k` of the Taylor test (traceable: usable under `jit`).
 
     `h0 = 10 · eps^(1/4) · max(1, |x|) / |v|` — large enough that the `h²` term dominates
@@ -240,9 +253,9 @@ def taylor_verdict(
 
 def taylor_test(
     f: Callable[[Array], Array],
-    x: Array,
-    v: Array,
-    jv: Array,
+    x: Float[ArrayLike, "*shape"],
+    v: Real[ArrayLike, "*shape"],
+    jv: Float[ArrayLike, "*out"],
     *,
     n_steps: int = 6,
     min_order: float = 1.8,

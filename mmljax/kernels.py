@@ -16,12 +16,13 @@ All are pure JAX, jit-compatible, and work in float32 and float64 on CPU and GPU
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._validate import check_choice, check_int, require_callable, require_float_tree
 from .derivatives import jacobian
@@ -68,7 +69,7 @@ def _block_rows(n: int, d: int, itemsize: int, block_rows: int | None, where: st
     return min(n, check_int(block_rows, where, "block_rows", minimum=1))
 
 
-def _row_blocked(Phi: Array, vecs: tuple[Array, ...], block: int, step: Callable) -> Array:
+def _row_blocked(Phi: ArrayLike, vecs: tuple[ArrayLike, ...], block: int, step: Callable) -> Array:
     """`Σ_b step(Φ_b, *vecs_b)` over row blocks, one pass over `Φ` (tail block done separately).
 
     `lax.dynamic_slice` on the original array reads each block in place; slicing `Φ[:m]` and
@@ -93,9 +94,9 @@ def _row_blocked(Phi: Array, vecs: tuple[Array, ...], block: int, step: Callable
 
 
 def least_squares_gradient(
-    Phi: Float[Array, "n d"],
-    y: Float[Array, " n"],
-    theta: Float[Array, " d"],
+    Phi: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, " n"],
+    theta: Float[ArrayLike, " d"],
     *,
     block_rows: int | None = None,
 ) -> Float[Array, " d"]:
@@ -118,7 +119,7 @@ def least_squares_gradient(
 
 
 def least_squares_hvp(
-    Phi: Float[Array, "n d"], v: Float[Array, " d"], *, block_rows: int | None = None
+    Phi: Float[ArrayLike, "n d"], v: Float[ArrayLike, " d"], *, block_rows: int | None = None
 ) -> Float[Array, " d"]:
     """Hessian-vector product of `½||y − Φθ||²`: `ΦᵀΦ v = Φᵀ(Φv)`, in one pass over `Φ`.
 
@@ -141,7 +142,7 @@ def _gram_block(d: int) -> int:
     return d if d < 384 else 256
 
 
-def gram(A: Float[Array, "n d"], *, block: int | None = None) -> Float[Array, "d d"]:
+def gram(A: Float[ArrayLike, "n d"], *, block: int | None = None) -> Float[Array, "d d"]:
     """`AᵀA` from the blocks on and above the diagonal only (a symmetric rank-k update).
 
     The columns are split into blocks of `block`; the block row `i` is one matrix product

@@ -9,12 +9,13 @@ parameters are flattened leaf by leaf in `jax.tree_util` order (the order
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Shaped
 
 from ._validate import check_int
 
@@ -30,7 +31,7 @@ def _as_array(a: Any, where: str, what: str) -> Array:
         raise TypeError(f"{where}: {what} must be a numeric array; got {type(a).__name__} ({e})") from None
 
 
-def vec(X: Array) -> Float[Array, " n"]:
+def vec(X: ArrayLike) -> Shaped[Array, " n"]:
     """Column-major vectorisation.
 
     **Arguments:** `X` of any shape (a scalar gives a length-1 vector).
@@ -41,7 +42,7 @@ def vec(X: Array) -> Float[Array, " n"]:
     return jnp.ravel(_as_array(X, "vec", "X"), order="F")
 
 
-def unvec(v: Float[Array, " n"], shape: tuple[int, ...]) -> Array:
+def unvec(v: ArrayLike, shape: int | Sequence[int]) -> Array:
     """Inverse of `vec`: reshape a vector of length `prod(shape)` column-major into `shape`."""
     v = jnp.asarray(v)
     if isinstance(shape, (int, np.integer)):
@@ -55,7 +56,7 @@ def unvec(v: Float[Array, " n"], shape: tuple[int, ...]) -> Array:
     return jnp.reshape(v, shape, order="F")
 
 
-def commutation_matrix(m: int, n: int, dtype=None) -> Float[Array, "mn mn"]:
+def commutation_matrix(m: int, n: int, dtype=None) -> Shaped[Array, "mn mn"]:
     """The commutation matrix `K` with `K vec(X) = vec(Xᵀ)` for `X` of shape `(m, n)`.
 
     **Returns:** an `(m·n, m·n)` permutation matrix.
@@ -68,7 +69,7 @@ def commutation_matrix(m: int, n: int, dtype=None) -> Float[Array, "mn mn"]:
     return jnp.asarray(np.eye(m * n)[perm], dtype=dtype)
 
 
-def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
+def ravel_vec(tree: Any) -> tuple[Shaped[Array, " P"], Callable[[ArrayLike], Any]]:
     """Flatten a pytree of arrays to one vector: leaves in tree order, each in `vec` order.
 
     For a single array this is `vec`; for a dict/list/tuple of arrays the leaves are taken in
@@ -89,7 +90,7 @@ def ravel_vec(tree: Any) -> tuple[Float[Array, " P"], Callable[[Array], Any]]:
         else jnp.zeros((0,), dtype)
     )
 
-    def unravel(v: Array) -> Any:
+    def unravel(v: ArrayLike) -> Any:
         v = jnp.asarray(v)
         if v.shape != (sum(sizes),):
             raise ValueError(

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._validate import is_concrete, reject_complex
 
@@ -71,40 +71,40 @@ def _pair(pred: Any, y: Any, where: str) -> tuple[Array, Array]:
     return pred, y
 
 
-def sse(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, ""]:
+def sse(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """Sum of squared errors `Σ (y − pred)²` over all elements."""
     pred, y = _pair(pred, y, "sse")
     r = y - pred
     return jnp.sum(r * r)
 
 
-def half_sse(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, ""]:
+def half_sse(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """`½ Σ (y − pred)²`: the loss whose gradient is the residual `pred − y`."""
     pred, y = _pair(pred, y, "half_sse")
     r = y - pred
     return 0.5 * jnp.sum(r * r)
 
 
-def mse(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, ""]:
+def mse(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """Mean squared error `Σ (y − pred)² / N`, `N` the number of elements."""
     pred, y = _pair(pred, y, "mse")
     r = y - pred
     return jnp.sum(r * r) / r.size
 
 
-def sse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, "..."]:
+def sse_gradient(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
     """`d sse / d pred = 2 (pred − y)`, shaped like `pred`."""
     pred, y = _pair(pred, y, "sse_gradient")
     return 2 * (pred - y)
 
 
-def half_sse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, "..."]:
+def half_sse_gradient(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
     """`d half_sse / d pred = pred − y`."""
     pred, y = _pair(pred, y, "half_sse_gradient")
     return pred - y
 
 
-def mse_gradient(pred: Float[Array, "..."], y: Float[Array, "..."]) -> Float[Array, "..."]:
+def mse_gradient(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
     """`d mse / d pred = 2 (pred − y) / N`."""
     pred, y = _pair(pred, y, "mse_gradient")
     return 2 * (pred - y) / pred.size
@@ -137,17 +137,23 @@ def l2_penalty(params: Any) -> Float[Array, ""]:
     return sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
 
 
-def ridge_sse(pred: Array, y: Array, params: Any, lam: float) -> Float[Array, ""]:
+def ridge_sse(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> Float[Array, ""]:
     """`Σ (y − pred)² + λ ||θ||²`."""
     return sse(pred, y) + _lam(lam, "ridge_sse") * l2_penalty(params)
 
 
-def ridge_half_sse(pred: Array, y: Array, params: Any, lam: float) -> Float[Array, ""]:
+def ridge_half_sse(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> Float[Array, ""]:
     """`½ Σ (y − pred)² + ½ λ ||θ||²` (same minimiser as `ridge_sse`)."""
     return half_sse(pred, y) + 0.5 * _lam(lam, "ridge_half_sse") * l2_penalty(params)
 
 
-def ridge_mse(pred: Array, y: Array, params: Any, lam: float) -> Float[Array, ""]:
+def ridge_mse(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> Float[Array, ""]:
     """`Σ (y − pred)² / N + λ ||θ||²`."""
     return mse(pred, y) + _lam(lam, "ridge_mse") * l2_penalty(params)
 
@@ -156,16 +162,22 @@ def _scaled(params: Any, c: Any) -> Any:
     return jax.tree_util.tree_map(lambda leaf: c * leaf, params)
 
 
-def ridge_sse_gradient(pred: Array, y: Array, params: Any, lam: float) -> RidgeGradient:
+def ridge_sse_gradient(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> RidgeGradient:
     """`(2 (pred − y), 2λθ)`."""
     return RidgeGradient(sse_gradient(pred, y), _scaled(params, 2 * _lam(lam, "ridge_sse_gradient")))
 
 
-def ridge_half_sse_gradient(pred: Array, y: Array, params: Any, lam: float) -> RidgeGradient:
+def ridge_half_sse_gradient(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> RidgeGradient:
     """`(pred − y, λθ)`."""
     return RidgeGradient(half_sse_gradient(pred, y), _scaled(params, _lam(lam, "ridge_half_sse_gradient")))
 
 
-def ridge_mse_gradient(pred: Array, y: Array, params: Any, lam: float) -> RidgeGradient:
+def ridge_mse_gradient(
+    pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"], params: Any, lam: Real[ArrayLike, ""]
+) -> RidgeGradient:
     """`(2 (pred − y) / N, 2λθ)`."""
     return RidgeGradient(mse_gradient(pred, y), _scaled(params, 2 * _lam(lam, "ridge_mse_gradient")))

@@ -1,9 +1,96 @@
-"""Test configuration: float64 on (the library itself never changes it), and fast hypothesis."""
+"""Test configuration: float64 on (the library itself never changes it), fast hypothesis, and runtime
+shape checking of the public API.
+
+`TYPECHECKED_MODULES` are put under jaxtyping's import hook with beartype before mmljax is imported, so every
+call into them during the tests checks its arguments and return value against the jaxtyping annotations
+(dtype, rank, and shape names consistent across the arguments of one call); a function's own argument
+validation speaks first (see `_own_validation_first`). Set `MMLJAX_TYPECHECK=0` to turn
+the checks off (e.g. to see a failure without the type checker in the traceback).
+"""
+
+import os
 
 import jax
 import numpy as np
 import pytest
 from hypothesis import settings
+
+# One line per module (a package covers its submodules).
+TYPECHECKED_MODULES = (
+    "mmljax.derivatives",
+    "mmljax.layout",
+    "mmljax.finite_diff",
+    "mmljax.kernels",
+    "mmljax.losses",
+    "mmljax.chain",
+    "mmljax.models",
+    "mmljax.checking",
+    "mmljax.analysis",
+    "mmljax.solvers.gradient_descent",
+    "mmljax.solvers.newton",
+    "mmljax.solvers.optax_loop",
+    "mmljax.data",
+)
+
+TYPECHECK = os.environ.get("MMLJAX_TYPECHECK", "1").strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _own_validation_first(jaxtyped):
+    """`jaxtyping.jaxtyped` for the import hook, with the function's own argument validation speaking first.
+
+    The public functions validate their arguments and raise errors that name the function, the argument, what
+    was expected and what was received; the tests hold them to those messages. When the arguments of a call do
+    not match the annotations, the function body runs without that check: if it refuses them (`TypeError`/`ValueError`),
+    its own error is raised; if it accepts them, the annotation is narrower than what the function accepts,
+    and the type-check error is raised. Return values, and dataclass fields, are always checked.
+    """
+    import functools
+    import inspect
+
+    from jaxtyping import TypeCheckError
+
+    def decorate(fn, typechecker):
+        checked = jaxtyped(fn, typechecker=typechecker)
+        if inspect.isclass(fn) or not callable(fn) or checked is fn:
+            return checked
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return checked(*args, **kwargs)
+            except TypeCheckError as e:
+                if not str(e).startswith("Type-check error whilst checking the parameters of"):
+                    raise
+                try:
+                    fn(*args, **kwargs)
+                except TypeCheckError:
+                    raise e from None
+                except (TypeError, ValueError) as own:
+                    raise own from None
+                raise
+
+        return wrapper
+
+    def lenient(fn=None, *, typechecker=None):
+        if fn is None:
+            return functools.partial(lenient, typechecker=typechecker)
+        return decorate(fn, typechecker)
+
+    return lenient
+
+
+if TYPECHECK:
+    import sys
+
+    import jaxtyping
+
+    _already = sorted(m for m in TYPECHECKED_MODULES if m in sys.modules)
+    if _already:  # the hook only sees modules imported after it is installed
+        raise RuntimeError(f"conftest: {_already} imported before the jaxtyping import hook was installed")
+    # The hook's generated decorator is `@jaxtyping.jaxtyped(typechecker=...)`, looked up when a hooked module
+    # is imported; nothing else in jaxtyping uses the package attribute.
+    jaxtyping.jaxtyped = _own_validation_first(jaxtyping.jaxtyped)
+    jaxtyping.install_import_hook(TYPECHECKED_MODULES, "beartype.beartype")
 
 jax.config.update("jax_enable_x64", True)
 

@@ -8,7 +8,8 @@ The logistic sigmoid is defined here once (`sigmoid`); softplus' derivatives reu
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -25,12 +25,12 @@ The loss throughout is `L = ½ Σ_n ||y_n − f(x_n)||²`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import check_int, check_real, is_concrete
 from . import _checks
@@ -163,7 +163,7 @@ class Learned:
         return get_activation(self.activation, "basis").f(x @ A.T + b)
 
 
-Basis = Union[Polynomial, RBF, Fourier, Learned]
+Basis = Polynomial | RBF | Fourier | Learned
 _BASES = (Polynomial, RBF, Fourier, Learned)
 
 
@@ -207,11 +207,16 @@ def learned(in_features: int, width: int, activation: str = "tanh") -> Learned:
 
 @dataclasses.dataclass(frozen=True)
 class BasisParams:
-    """`theta` `(F,)` or `(F, k)`; `A`, `b` for the learned basis (else `None`); `basis` static."""
+    """`theta` `(F,)` or `(F, k)`; `A`, `b` for the learned basis (else `None`); `basis` static.
 
-    theta: Array
-    A: Array | None
-    b: Array | None
+    A pytree: JAX rebuilds it through `__init__` in every tree operation, so the array fields hold whatever a
+    tree operation puts there (`None` after `eqx.partition`, dtypes under `jax.tree.map(lambda a: a.dtype, ...)`)
+    and are not narrowed to arrays.
+    """
+
+    theta: Any
+    A: Any
+    b: Any
     basis: Basis
 
 
@@ -226,7 +231,7 @@ def _require_basis(basis: Any, where: str) -> None:
         )
 
 
-def init(key: Array, basis: Basis, out_features: int = 1, dtype=None) -> BasisParams:
+def init(key: ArrayLike, basis: Basis, out_features: int = 1, dtype=None) -> BasisParams:
     """Random parameters for `f(x) = Θᵀφ(x)`.
 
     **Arguments:** `key` a JAX PRNG key; `basis` from `polynomial`/`rbf`/`fourier`/`learned`;
@@ -269,7 +274,7 @@ def _validate(params: BasisParams, where: str) -> int | None:
     return None if jnp.ndim(th) == 1 else jnp.shape(th)[1]
 
 
-def design_matrix(basis: Basis | BasisParams, x: Array) -> Float[Array, "n F"]:
+def design_matrix(basis: Basis | BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "n F"]:
     """The design matrix `Φ(X)`, rows `φ(x_n)ᵀ`, shape `(n, n_features)`.
 
     **Arguments:** a fixed basis, or `BasisParams` (needed for the learned basis, whose `A`, `b`
@@ -290,7 +295,7 @@ def design_matrix(basis: Basis | BasisParams, x: Array) -> Float[Array, "n F"]:
     return basis.features(x)
 
 
-def apply(params: BasisParams, x: Array) -> Float[Array, "n *k"]:
+def apply(params: BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "n ..."]:
     """Predictions `Φ(X) Θ`: shape `(n,)` for one output, `(n, k)` for `k` outputs."""
     _validate(params, "basis.apply")
     return design_matrix(params, x) @ params.theta
@@ -310,7 +315,7 @@ def _as_2d(a):
     return a if a.ndim == 2 else a[:, None]
 
 
-def hand_gradient(params: BasisParams, x: Array, y: Array) -> BasisParams:
+def hand_gradient(params: BasisParams, x: Float[ArrayLike, "n ..."], y: Float[ArrayLike, "n ..."]) -> BasisParams:
     """Gradient of `½ Σ ||y_n − f(x_n)||²` by hand, shaped like `params`.
 
     Fixed basis: `dL/dΘ = Φᵀ r` with `r = ΦΘ − y`. Learned basis, with `Z = XAᵀ + 1bᵀ` and
@@ -330,7 +335,7 @@ def hand_gradient(params: BasisParams, x: Array, y: Array) -> BasisParams:
     return BasisParams(g_theta, g_A, jnp.sum(delta, axis=0), params.basis)
 
 
-def hand_jacobian(params: BasisParams, x: Array) -> Float[Array, "nk P"]:
+def hand_jacobian(params: BasisParams, x: Float[ArrayLike, "n ..."]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. `ravel_vec(params)`, by hand.
 
     **Returns:** `(n·k, P)`, row `i·k + j` (example-major) `= d f_j(x_i) / d ravel_vec(params)`.
@@ -351,7 +356,9 @@ def hand_jacobian(params: BasisParams, x: Array) -> Float[Array, "nk P"]:
     return jnp.concatenate([J_theta, J_W], axis=1)
 
 
-def hand_hessian(params: BasisParams, x: Array, y: Array) -> Float[Array, "P P"]:
+def hand_hessian(
+    params: BasisParams, x: Float[ArrayLike, "n ..."], y: Float[ArrayLike, "n ..."]
+) -> Float[Array, "P P"]:
     """Hessian of `½ Σ ||y_n − f(x_n)||²` by hand, in `ravel_vec(params)` order.
 
     Fixed basis: `ΦᵀΦ` for one output, `I_k ⊗ ΦᵀΦ` (vec order of `Θ`) for `k` — independent of `y`.

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import check_bool, check_int
 from . import _checks
@@ -44,12 +44,12 @@ _INIT = "mmljax.models.linear.init"
 class LinearParams(NamedTuple):
     """`theta`: `(d,)` or `(d, k)`; `bias`: `()` or `(k,)` matching the outputs, or `None`."""
 
-    theta: Array
-    bias: Array | None
+    theta: ArrayLike
+    bias: ArrayLike | None
 
 
 def init(
-    key: Array, in_features: int, out_features: int = 1, bias: bool = True, dtype=None
+    key: ArrayLike, in_features: int, out_features: int = 1, bias: bool = True, dtype=None
 ) -> LinearParams:
     """Random parameters for `f(x) = Θᵀx + b`.
 
@@ -92,7 +92,7 @@ def _inputs(params, x, where):
     return x, d, k
 
 
-def apply(params: LinearParams, x: Float[Array, "n d"]) -> Float[Array, "n *k"]:
+def apply(params: LinearParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
     """Predictions `X Θ + b`.
 
     **Arguments:** `params` from `init`; `x` of shape `(n, d)`.
@@ -104,7 +104,7 @@ def apply(params: LinearParams, x: Float[Array, "n d"]) -> Float[Array, "n *k"]:
     return out if params.bias is None else out + params.bias
 
 
-def hand_gradient(params: LinearParams, x: Float[Array, "n d"], y: Float[Array, "n *k"]) -> LinearParams:
+def hand_gradient(params: LinearParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> LinearParams:
     """Gradient of `½ Σ ||y_n − f(x_n)||²` by hand: `dL/dΘ = Xᵀ r`, `dL/db = Σ_n r_n`, `r = f(X) − y`.
 
     **Returns:** a `LinearParams` shaped like `params`.
@@ -130,7 +130,7 @@ def _augmented(params, x):
     return phi, k, np.concatenate([theta_pos, bias_pos])
 
 
-def hand_hessian(params: LinearParams, x: Float[Array, "n d"], y: Float[Array, "n *k"]) -> Float[Array, "P P"]:
+def hand_hessian(params: LinearParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> Float[Array, "P P"]:
     """Hessian of `½ Σ ||y_n − f(x_n)||²` by hand, in `ravel_vec(params)` order.
 
     With `Φ = [X, 1]` (or `X` without bias) it is `I_k ⊗ ΦᵀΦ` in the order `vec(Θ_aug)` of
@@ -147,7 +147,7 @@ def hand_hessian(params: LinearParams, x: Float[Array, "n d"], y: Float[Array, "
     return H[perm][:, perm]
 
 
-def hand_jacobian(params: LinearParams, x: Float[Array, "n d"]) -> Float[Array, "nk P"]:
+def hand_jacobian(params: LinearParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. all parameters, by hand.
 
     **Returns:** `(n·k, P)`; row `i·k + j` (example-major) is `d f_j(x_i) / d ravel_vec(params)`:
@@ -177,25 +177,29 @@ def _scalar_inputs(a, x, y, where):
     return x, y
 
 
-def scalar_apply(a: Float[Array, ""], x: Float[Array, " n"]) -> Float[Array, " n"]:
+def scalar_apply(a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"]) -> Float[Array, " n"]:
     """`f(x) = a·x` for `x` of shape `(n,)`."""
     x, _ = _scalar_inputs(a, x, None, "linear.scalar_apply")
     return a * x
 
 
-def scalar_hand_gradient(a: Float[Array, ""], x: Float[Array, " n"], y: Float[Array, " n"]) -> Float[Array, ""]:
+def scalar_hand_gradient(
+    a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]
+) -> Float[Array, ""]:
     """`dL/da = Σ_n (a x_n − y_n) x_n` for `L = ½ Σ (y_n − a x_n)²`."""
     x, y = _scalar_inputs(a, x, y, "linear.scalar_hand_gradient")
     return jnp.sum((a * x - y) * x)
 
 
-def scalar_hand_hessian(a: Float[Array, ""], x: Float[Array, " n"], y: Float[Array, " n"]) -> Float[Array, ""]:
+def scalar_hand_hessian(
+    a: Float[ArrayLike, ""], x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]
+) -> Float[Array, ""]:
     """`d²L/da² = Σ_n x_n²` (≥ 0: the loss is convex in `a`)."""
     x, _ = _scalar_inputs(a, x, y, "linear.scalar_hand_hessian")
     return jnp.sum(x * x)
 
 
-def scalar_minimiser(x: Float[Array, " n"], y: Float[Array, " n"]) -> Float[Array, ""]:
+def scalar_minimiser(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> Float[Array, ""]:
     """`a* = Σ x_n y_n / Σ x_n²` (Lecture 1.2, corrected: GUIDE.md §9)."""
     x, y = _scalar_inputs(jnp.zeros(()), x, y, "linear.scalar_minimiser")
     return jnp.sum(x * y) / jnp.sum(x * x)

@@ -16,13 +16,14 @@ layers, `F_L = Z_L`. For `L = ½ Σ_n ||y_n − f(x_n)||²` backpropagation is
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import check_int
 from . import _checks
@@ -47,8 +48,8 @@ _INIT = "mmljax.models.mlp.init"
 class Layer(NamedTuple):
     """One affine layer `z = A f + b`: `A` `(out, in)`, `b` `(out,)`."""
 
-    A: Array
-    b: Array
+    A: ArrayLike
+    b: ArrayLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,7 @@ class MLPParams:
 jax.tree_util.register_dataclass(MLPParams, data_fields=["layers"], meta_fields=["activation"])
 
 
-def init(key: Array, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> MLPParams:
+def init(key: ArrayLike, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> MLPParams:
     """Random parameters for an MLP with `sizes = [in, hidden…, out]` (depth `len(sizes) − 1`).
 
     **Arguments:** `key` a JAX PRNG key; `sizes` positive integers, at least two;
@@ -133,7 +134,7 @@ def _squeeze(out: Array) -> Array:
     return out[:, 0] if out.shape[1] == 1 else out
 
 
-def apply(params: MLPParams, x: Float[Array, "n d"]) -> Float[Array, "n *k"]:
+def apply(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
     """Predictions: shape `(n,)` when the last layer has one output, else `(n, k)`.
 
     **Arguments:** `params` from `init`; `x` of shape `(n, sizes[0])`.
@@ -142,7 +143,7 @@ def apply(params: MLPParams, x: Float[Array, "n d"]) -> Float[Array, "n *k"]:
     return _squeeze(Fs[-1])
 
 
-def hand_gradient(params: MLPParams, x: Float[Array, "n d"], y: Float[Array, "n *k"]) -> MLPParams:
+def hand_gradient(params: MLPParams, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "n ..."]) -> MLPParams:
     """Gradient of `½ Σ_n ||y_n − f(x_n)||²` by backpropagation (written out, not `jax.grad`).
 
     `δ_L = F_L − Y`; for `l = L…1`: `dL/dA_l = δ_lᵀ F_{l−1}`, `dL/db_l = Σ_n δ_{l,n}`, then
@@ -163,7 +164,7 @@ def hand_gradient(params: MLPParams, x: Float[Array, "n d"], y: Float[Array, "n 
     return MLPParams(tuple(reversed(grads)), params.activation)
 
 
-def hand_jacobian(params: MLPParams, x: Float[Array, "n d"]) -> Float[Array, "nk P"]:
+def hand_jacobian(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "nk P"]:
     """Per-example Jacobian of the outputs w.r.t. all parameters, by hand.
 
     With `D_l[i] = d f(x_i) / d z_l` (`k × sizes[l]`): `D_L = I_k`, `D_{l−1} = (D_l A_l) ⊙ σ'(z_{l−1})`
@@ -188,7 +189,7 @@ def hand_jacobian(params: MLPParams, x: Float[Array, "n d"]) -> Float[Array, "nk
     return jnp.concatenate(list(reversed(blocks)), axis=1)
 
 
-def hand_gauss_newton(params: MLPParams, x: Float[Array, "n d"]) -> Float[Array, "P P"]:
+def hand_gauss_newton(params: MLPParams, x: Float[ArrayLike, "n d"]) -> Float[Array, "P P"]:
     """The Gauss-Newton matrix `JᵀJ` of `½ Σ ||y_n − f(x_n)||²` (`J` from `hand_jacobian`).
 
     It is the Hessian without the residual-weighted curvature term `Σ r_nj ∇²f_j(x_n)`: equal to the
@@ -214,11 +215,11 @@ class MLP(eqx.Module):
         self.params = params
 
     @classmethod
-    def init(cls, key: Array, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> "MLP":
+    def init(cls, key: ArrayLike, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> "MLP":
         """`MLP(init(key, sizes, activation, dtype))`."""
         return cls(init(key, sizes, activation, dtype))
 
-    def __call__(self, x: Float[Array, "n d"]) -> Float[Array, "n *k"]:
+    def __call__(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n ..."]:
         return apply(self.params, x)
 
     @property
