@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,7 @@ def tree_fingerprint(tree: Any) -> dict:
 def _constants(fn: Any, depth: int = 0, seen: set | None = None) -> list:
     """Numbers, strings and nested functions' constants found in a function's closure (recursively)."""
     seen = set() if seen is None else seen
-    if depth > 6 or id(fn) in seen:
+    if depth > 6 or id(fn) in seen or (depth > 0 and _module_level(fn)):
         return []
     seen.add(id(fn))
     out: list = []
@@ -80,8 +81,20 @@ def _constants(fn: Any, depth: int = 0, seen: set | None = None) -> list:
     return out
 
 
+def _module_level(fn: Any) -> bool:
+    """A named function of a module (`mmljax.models.basis.apply`): its name identifies it; what its own
+    closure holds (decorators' caches, wrappers) is an implementation detail, not part of a run."""
+    qualname = getattr(fn, "__qualname__", "")
+    return bool(qualname) and "<locals>" not in qualname and "<lambda>" not in qualname
+
+
 def _function_name(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _stable_repr(obj: Any) -> str:
+    """`repr` without memory addresses (`<function f at 0x7f...>`), which differ between processes and runs."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
 
 
 def function_identity(fn: Callable) -> dict:
@@ -92,7 +105,7 @@ def function_identity(fn: Callable) -> dict:
     if code is not None:
         consts = repr([c for c in code.co_consts if isinstance(c, (int, float, str, bytes, tuple))])
         ident["code_sha256"] = _hash_bytes(code.co_code, consts.encode())
-        ident["closure"] = json.dumps(_constants(fn), sort_keys=True, default=repr)
+        ident["closure"] = json.dumps(_constants(fn), sort_keys=True, default=_stable_repr)
     return ident
 
 
@@ -103,7 +116,7 @@ def optimizer_identity(optimizer: Any, opt_state: Any) -> dict:
         "init": _function_name(optimizer.init),
         "update": _function_name(optimizer.update),
         "hyperparameters": json.dumps(
-            _constants(optimizer.init) + _constants(optimizer.update), sort_keys=True, default=repr
+            _constants(optimizer.init) + _constants(optimizer.update), sort_keys=True, default=_stable_repr
         ),
         "initial_state": tree_fingerprint(opt_state),
     }
@@ -167,7 +180,7 @@ def load(path: str, fingerprint: dict, like: Any, where: str) -> Any:
     a, b = _flatten(saved_fp), _flatten(fingerprint)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:
-        shown = "; ".join(f"{k}: saved {_short(a.get(k))} vs now {_short(b.get(k))}" for k in diff[:6])
+        shown = "; ".join(_difference(k, a.get(k), b.get(k)) for k in diff[:6])
         raise ValueError(
             f"{where}: checkpoint {path} belongs to a different run — {', '.join(diff)} differ ({shown}); {fix}"
         )
@@ -185,6 +198,15 @@ def load(path: str, fingerprint: dict, like: Any, where: str) -> Any:
 def _short(v: Any) -> str:
     s = repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _difference(key: str, saved: Any, now: Any) -> str:
+    """`key: saved ... vs now ...`, for long strings around the first character where they differ."""
+    if isinstance(saved, str) and isinstance(now, str) and max(len(saved), len(now)) > 60:
+        i = next((j for j, (x, y) in enumerate(zip(saved, now)) if x != y), min(len(saved), len(now)))
+        lo = max(i - 25, 0)
+        return f"{key}: at character {i}, saved ...{saved[lo:i + 35]!r}... vs now ...{now[lo:i + 35]!r}..."
+    return f"{key}: saved {_short(saved)} vs now {_short(now)}"
 
 
 __all__ = [
