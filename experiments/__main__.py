@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         exp_argv = rest
         if name == "all" and "--out" in rest:
             i = rest.index("--out")
-            exp_argv = rest[:i] + ["--out", f"{rest[i + 1]}/{exp}"] + rest[i + 2:]
+            exp_argv = rest[:i] + ["--out", f"{rest[i + 1]}/{exp}"] + rest[i + 2 :]
         try:
             mod.main(exp_argv)
         except ValueError as e:  # a user's mistake (bad option value, missing GPU): one line, non-zero exit

@@ -20,10 +20,11 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 from matplotlib.figure import Figure
@@ -35,14 +36,17 @@ DEVICES = ("auto", "cpu", "gpu")
 DPI = 72
 
 
-
 def build_parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m experiments {name}", description=description)
     p.add_argument("--quick", action="store_true", help="small sizes: finishes in well under a minute on a 2-core CPU")
     p.add_argument("--out", default=None, help=f"output folder (default results/{name}/)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="run on the CPU, the GPU (error if none), or JAX's default backend (default auto)")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="run on the CPU, the GPU (error if none), or JAX's default backend (default auto)",
+    )
     return p
 
 
@@ -144,8 +148,13 @@ class Context:
         return path
 
 
-def run(name: str, description: str, body: Callable[[Context], dict], argv: list[str] | None = None,
-        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> dict:
+def run(
+    name: str,
+    description: str,
+    body: Callable[[Context], dict],
+    argv: list[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> dict:
     """Parse `argv`, run `body` on the chosen device in float64, write `results.json`; return the results.
 
     float64 is enabled (`jax_enable_x64`) because these are entry points whose checks need it;
@@ -160,8 +169,10 @@ def run(name: str, description: str, body: Callable[[Context], dict], argv: list
     out = Path(args.out) if args.out else Path("results") / name
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(name=name, args=args, out=out, device=device)
-    ctx.log(f"{'quick' if args.quick else 'full'} run on {device.platform} ({device_info(device)['kind']}), "
-            f"seed {args.seed}, output {out}/")
+    ctx.log(
+        f"{'quick' if args.quick else 'full'} run on {device.platform} ({device_info(device)['kind']}), "
+        f"seed {args.seed}, output {out}/"
+    )
     t0 = time.perf_counter()
     with jax.default_device(device):
         numbers = body(ctx)

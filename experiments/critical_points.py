@@ -26,14 +26,38 @@ import mmljax as mj
 from experiments import _common
 
 NAME = "critical_points"
-DESCRIPTION = "Classify minima/maxima/saddles/degenerate points (vᵀHv vs angle); GD from many starts: local vs global minima."
+DESCRIPTION = (
+    "Classify minima/maxima/saddles/degenerate points (vᵀHv vs angle); GD from many starts: local vs global minima."
+)
 
-QUICK = dict(angles=72, starts_1d=41, gd_steps_1d=1500, mlp_sizes=(1, 2, 1), mlp_n=24, mlp_noise=0.05,
-             mlp_weight_decay=1e-4, mlp_init_scale=3.0, mlp_starts=16, gd_steps_mlp=2000, mlp_step=0.1,
-             clusters_classified=4)
-FULL = dict(angles=360, starts_1d=401, gd_steps_1d=5000, mlp_sizes=(1, 2, 1), mlp_n=24, mlp_noise=0.05,
-            mlp_weight_decay=1e-4, mlp_init_scale=3.0, mlp_starts=256, gd_steps_mlp=5000, mlp_step=0.1,
-            clusters_classified=8)
+QUICK = dict(
+    angles=72,
+    starts_1d=41,
+    gd_steps_1d=1500,
+    mlp_sizes=(1, 2, 1),
+    mlp_n=24,
+    mlp_noise=0.05,
+    mlp_weight_decay=1e-4,
+    mlp_init_scale=3.0,
+    mlp_starts=16,
+    gd_steps_mlp=2000,
+    mlp_step=0.1,
+    clusters_classified=4,
+)
+FULL = dict(
+    angles=360,
+    starts_1d=401,
+    gd_steps_1d=5000,
+    mlp_sizes=(1, 2, 1),
+    mlp_n=24,
+    mlp_noise=0.05,
+    mlp_weight_decay=1e-4,
+    mlp_init_scale=3.0,
+    mlp_starts=256,
+    gd_steps_mlp=5000,
+    mlp_step=0.1,
+    clusters_classified=8,
+)
 
 FUNCTIONS = {
     "minimum x² + y²": (lambda p: p[0] ** 2 + p[1] ** 2, "minimum"),
@@ -59,9 +83,17 @@ def classify_functions(cfg: dict) -> dict:
     for label, (f, expected) in FUNCTIONS.items():
         cp = mj.analysis.classify_critical_point(f, origin)
         curv = np.asarray(jax.jit(jax.vmap(lambda v: mj.second_directional_derivative(f, origin, v)))(V))
-        out[label] = {"expected": expected, "kind": cp.kind, "eigenvalues": cp.eigenvalues,
-                      "grad_norm": cp.grad_norm, "summary": cp.summary(), "angles": phis, "vHv": curv,
-                      "vHv_min": float(curv.min()), "vHv_max": float(curv.max())}
+        out[label] = {
+            "expected": expected,
+            "kind": cp.kind,
+            "eigenvalues": cp.eigenvalues,
+            "grad_norm": cp.grad_norm,
+            "summary": cp.summary(),
+            "angles": phis,
+            "vHv": curv,
+            "vHv_min": float(curv.min()),
+            "vHv_max": float(curv.max()),
+        }
     return out
 
 
@@ -82,21 +114,37 @@ def many_starts_1d(cfg: dict) -> dict:
     starts = np.linspace(-2.0, 2.0, cfg["starts_1d"])
     # Σ_i loss(w_i) is separable: gradient descent on it is independent descent from every start,
     # in one compiled loop. Step 0.02 < 2 / max loss'' on [-2, 2] (= 2/44) keeps every start stable.
-    res = mj.solvers.gradient_descent(lambda W: jnp.sum(loss_1d(W)), jnp.asarray(starts), step_size=0.02,
-                                      max_steps=cfg["gd_steps_1d"], tol=1e-10)
+    res = mj.solvers.gradient_descent(
+        lambda W: jnp.sum(loss_1d(W)), jnp.asarray(starts), step_size=0.02, max_steps=cfg["gd_steps_1d"], tol=1e-10
+    )
     ends = np.asarray(res.params)
     labels = _clusters(ends, 1e-3)
     minima = []
     for c in range(labels.max() + 1):
         i = int(np.flatnonzero(labels == c)[0])
-        cp = mj.analysis.classify_critical_point(lambda w: loss_1d(w[0]), jnp.asarray(ends[i:i + 1]))
-        minima.append({"w": float(ends[i]), "loss": float(cp.loss), "kind": cp.kind, "grad_norm": cp.grad_norm,
-                       "curvature": float(cp.max_eigenvalue), "n_starts": int(np.sum(labels == c))})
+        cp = mj.analysis.classify_critical_point(lambda w: loss_1d(w[0]), jnp.asarray(ends[i : i + 1]))
+        minima.append(
+            {
+                "w": float(ends[i]),
+                "loss": float(cp.loss),
+                "kind": cp.kind,
+                "grad_norm": cp.grad_norm,
+                "curvature": float(cp.max_eigenvalue),
+                "n_starts": int(np.sum(labels == c)),
+            }
+        )
     best = int(np.argmin([m["loss"] for m in minima]))
     for i, m in enumerate(minima):
         m["global"] = i == best
-    return {"starts": starts, "ends": ends, "label": labels, "minima": minima, "gd_steps": int(res.steps),
-            "converged": bool(res.converged), "max_grad_norm_per_start": float(res.grad_norm)}
+    return {
+        "starts": starts,
+        "ends": ends,
+        "label": labels,
+        "minima": minima,
+        "gd_steps": int(res.steps),
+        "converged": bool(res.converged),
+        "max_grad_norm_per_start": float(res.grad_norm),
+    }
 
 
 def _mlp_problem(cfg: dict, seed: int):
@@ -121,16 +169,22 @@ def many_starts_mlp(cfg: dict, seed: int) -> dict:
     x, y, loss = _mlp_problem(cfg, seed)
     keys = jax.random.split(jax.random.PRNGKey(seed), cfg["mlp_starts"])
     # Wider than the default initialisation, so that the starts spread over the basins.
-    stacked0 = jax.jit(jax.vmap(lambda k: jax.tree_util.tree_map(
-        lambda a: cfg["mlp_init_scale"] * a, mj.models.mlp.init(k, list(cfg["mlp_sizes"]), "tanh"))))(keys)
+    stacked0 = jax.jit(
+        jax.vmap(
+            lambda k: jax.tree_util.tree_map(
+                lambda a: cfg["mlp_init_scale"] * a, mj.models.mlp.init(k, list(cfg["mlp_sizes"]), "tanh")
+            )
+        )
+    )(keys)
     per_start = jax.vmap(loss)
 
     def total(P):
         return jnp.sum(per_start(P))
 
     # Separable again: the sum over starts descends every network independently in one loop.
-    gd = mj.solvers.gradient_descent(total, stacked0, step_size=cfg["mlp_step"], max_steps=cfg["gd_steps_mlp"],
-                                     tol=1e-12)
+    gd = mj.solvers.gradient_descent(
+        total, stacked0, step_size=cfg["mlp_step"], max_steps=cfg["gd_steps_mlp"], tol=1e-12
+    )
     gd_losses = np.asarray(jax.jit(per_start)(gd.params))
     # Newton polishes every end point to a critical point to rounding level, so the second-order test
     # applies. The Hessian of the sum is block diagonal, so the Newton system is each network's own;
@@ -149,15 +203,38 @@ def many_starts_mlp(cfg: dict, seed: int) -> dict:
     for c in chosen:
         i = int(np.flatnonzero(labels == c)[0])
         cp = mj.analysis.classify_critical_point(loss, take(final, i))
-        classified.append({"cluster": int(c), "start": i, "loss": float(cp.loss), "n_starts": int(np.sum(labels == c)),
-                           "kind": cp.kind, "grad_norm": cp.grad_norm, "min_eigenvalue": cp.min_eigenvalue,
-                           "max_eigenvalue": cp.max_eigenvalue, "n_zero": cp.n_zero, "summary": cp.summary()})
+        classified.append(
+            {
+                "cluster": int(c),
+                "start": i,
+                "loss": float(cp.loss),
+                "n_starts": int(np.sum(labels == c)),
+                "kind": cp.kind,
+                "grad_norm": cp.grad_norm,
+                "min_eigenvalue": cp.min_eigenvalue,
+                "max_eigenvalue": cp.max_eigenvalue,
+                "n_zero": cp.n_zero,
+                "summary": cp.summary(),
+            }
+        )
         curves[int(c)] = np.asarray(mj.models.mlp.apply(take(final, i), jnp.asarray(grid[:, None])))
     # The sum's gradient stacks every network's own, so its norm bounds each of theirs.
-    return {"x": x, "y": y, "sizes": list(cfg["mlp_sizes"]), "gd_loss": gd_losses, "final_loss": losses,
-            "max_grad_norm": float(nt.grad_norm), "cluster": labels, "n_clusters": n_cl, "classified": classified,
-            "grid": grid, "curves": {str(k): v for k, v in curves.items()}, "gd_steps": int(gd.steps),
-            "newton_steps": int(nt.steps), "newton_converged": bool(nt.converged)}
+    return {
+        "x": x,
+        "y": y,
+        "sizes": list(cfg["mlp_sizes"]),
+        "gd_loss": gd_losses,
+        "final_loss": losses,
+        "max_grad_norm": float(nt.grad_norm),
+        "cluster": labels,
+        "n_clusters": n_cl,
+        "classified": classified,
+        "grid": grid,
+        "curves": {str(k): v for k, v in curves.items()},
+        "gd_steps": int(gd.steps),
+        "newton_steps": int(nt.steps),
+        "newton_converged": bool(nt.converged),
+    }
 
 
 def _plot_classification(ctx, cls):
@@ -199,9 +276,15 @@ def _plot_minima(ctx, one, mlp):
     for c, m in enumerate(one["minima"]):
         sel = labels == c
         color = "C2" if m["global"] else "C1"
-        ax.plot(starts[sel], np.asarray(loss_1d(jnp.asarray(starts[sel]))), "o", ms=3, color=color,
-                label=f"{m['n_starts']} starts → {'global' if m['global'] else 'local'} min "
-                      f"w={m['w']:.3f}, L={m['loss']:.3f}")
+        ax.plot(
+            starts[sel],
+            np.asarray(loss_1d(jnp.asarray(starts[sel]))),
+            "o",
+            ms=3,
+            color=color,
+            label=f"{m['n_starts']} starts → {'global' if m['global'] else 'local'} min "
+            f"w={m['w']:.3f}, L={m['loss']:.3f}",
+        )
         ax.plot(m["w"], m["loss"], "*", ms=14, color=color, mec="k")
     ax.set_ylim(-0.6, 3)
     ax.set_xlabel("w")
@@ -215,16 +298,25 @@ def _plot_minima(ctx, one, mlp):
     ax.margins(y=0.25)
     for c in mlp["classified"]:
         rank = int(np.flatnonzero(order == c["start"])[0])
-        ax.annotate(f"{c['kind']} ({c['n_starts']} starts)", (rank, losses[c["start"]]), fontsize=7,
-                    xytext=(3, 6), textcoords="offset points")
+        ax.annotate(
+            f"{c['kind']} ({c['n_starts']} starts)",
+            (rank, losses[c["start"]]),
+            fontsize=7,
+            xytext=(3, 6),
+            textcoords="offset points",
+        )
     ax.set_xlabel("start (sorted by final loss)")
     ax.set_ylabel("loss at the end point (GD, then Newton)")
     ax.set_title(f"MLP {mlp['sizes']} from {len(losses)} starts: {mlp['n_clusters']} minima", fontsize=10)
     ax = axes[0, 2]
     ax.plot(mlp["x"], mlp["y"], "o", ms=3, color="0.4", label="data")
     for c in mlp["classified"]:
-        ax.plot(mlp["grid"], mlp["curves"][str(c["cluster"])], lw=1.3,
-                label=f"{c['kind']}: loss {c['loss']:.3g} ({c['n_starts']} starts)")
+        ax.plot(
+            mlp["grid"],
+            mlp["curves"][str(c["cluster"])],
+            lw=1.3,
+            label=f"{c['kind']}: loss {c['loss']:.3g} ({c['n_starts']} starts)",
+        )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title("Fits at different minima", fontsize=10)

@@ -30,16 +30,50 @@ import mmljax as mj
 from experiments import _common
 
 NAME = "curve_fitting"
-DESCRIPTION = "Polynomial regression of degree 0..K: U-shaped held-out error; closed form, GD and Newton agree; NIST StRD."
+DESCRIPTION = (
+    "Polynomial regression of degree 0..K: U-shaped held-out error; closed form, GD and Newton agree; NIST StRD."
+)
 
-QUICK = dict(n_train=12, n_test=200, noise=0.25, max_degree=10, draws=3, shown=(0, 1, 3, 9),
-             agree_degrees=(3,), gd_steps=20_000, strd_max_degree=4, folds=4,
-             boot_degree=3, boot_draws=200, ridge_degree=9, ridge_grid=25, log_ridge_range=(-14.0, 4.0),
-             log_ridge_start=-8.0, hyper_steps=150, hyper_lr=0.2)
-FULL = dict(n_train=20, n_test=1000, noise=0.25, max_degree=18, draws=200, shown=(0, 1, 3, 9, 15),
-            agree_degrees=(1, 3, 5), gd_steps=400_000, strd_max_degree=8, folds=10,
-            boot_degree=3, boot_draws=5000, ridge_degree=12, ridge_grid=61, log_ridge_range=(-16.0, 4.0),
-            log_ridge_start=-8.0, hyper_steps=200, hyper_lr=0.2)
+QUICK = dict(
+    n_train=12,
+    n_test=200,
+    noise=0.25,
+    max_degree=10,
+    draws=3,
+    shown=(0, 1, 3, 9),
+    agree_degrees=(3,),
+    gd_steps=20_000,
+    strd_max_degree=4,
+    folds=4,
+    boot_degree=3,
+    boot_draws=200,
+    ridge_degree=9,
+    ridge_grid=25,
+    log_ridge_range=(-14.0, 4.0),
+    log_ridge_start=-8.0,
+    hyper_steps=150,
+    hyper_lr=0.2,
+)
+FULL = dict(
+    n_train=20,
+    n_test=1000,
+    noise=0.25,
+    max_degree=18,
+    draws=200,
+    shown=(0, 1, 3, 9, 15),
+    agree_degrees=(1, 3, 5),
+    gd_steps=400_000,
+    strd_max_degree=8,
+    folds=10,
+    boot_degree=3,
+    boot_draws=5000,
+    ridge_degree=12,
+    ridge_grid=61,
+    log_ridge_range=(-16.0, 4.0),
+    log_ridge_start=-8.0,
+    hyper_steps=200,
+    hyper_lr=0.2,
+)
 
 
 def add_arguments(p):
@@ -72,8 +106,7 @@ def degree_sweep(cfg: dict, seed: int) -> dict:
             train[r, j] = _rmse(_polyval(fit.coefficients, tr.x), tr.y)
             test[r, j] = _rmse(_polyval(fit.coefficients, te.x), te.y)
             truth[r, j] = _rmse(_polyval(fit.coefficients, te.x), te.truth(te.x))
-    return {"degrees": degrees, "train_rmse": train, "test_rmse": test, "truth_rmse": truth,
-            "solver_warnings": warned}
+    return {"degrees": degrees, "train_rmse": train, "test_rmse": test, "truth_rmse": truth, "solver_warnings": warned}
 
 
 def _fit_iteratively(t, y, degree: int, gd_steps: int, seed: int) -> dict:
@@ -110,8 +143,13 @@ def _fit_iteratively(t, y, degree: int, gd_steps: int, seed: int) -> dict:
 
     return {
         "degree": degree,
-        "closed_form": {"coefficients": coef, "loss": L_star, "rank": int(closed.rank),
-                        "condition_number": float(closed.condition_number), "method": closed.method},
+        "closed_form": {
+            "coefficients": coef,
+            "loss": L_star,
+            "rank": int(closed.rank),
+            "condition_number": float(closed.condition_number),
+            "method": closed.method,
+        },
         "gradient_descent": {**summary(gd), "step_size": float(gd.step_size)},
         "newton": summary(nt),
     }
@@ -120,8 +158,10 @@ def _fit_iteratively(t, y, degree: int, gd_steps: int, seed: int) -> dict:
 def strd_study(name: str, cfg: dict, seed: int) -> dict:
     ds = mj.data.load_strd(name)
     if ds.kind != "polynomial":
-        raise ValueError(f"--strd {name}: a polynomial (one-predictor) dataset is needed for curve fitting; "
-                         "try Pontius, Norris, Filip, NoInt1 or Wampler1-5")
+        raise ValueError(
+            f"--strd {name}: a polynomial (one-predictor) dataset is needed for curve fitting; "
+            "try Pontius, Norris, Filip, NoInt1 or Wampler1-5"
+        )
     x, y = ds.x, ds.y
     certified = ds.fit()
     scores = mj.data.strd_scores(ds, certified)
@@ -144,10 +184,18 @@ def strd_study(name: str, cfg: dict, seed: int) -> dict:
     t = (x - centre) / half
     agree = _fit_iteratively(t, y, ds.degree, cfg["gd_steps"], seed)
     return {
-        "dataset": ds.name, "difficulty": ds.difficulty, "n": ds.n, "certified_degree": ds.degree,
-        "degrees": degrees, "train_rmse": train, "cv_rmse": cv, "folds": cfg["folds"],
-        "certified_digits": scores, "certified_coefficients": ds.certified_coefficients,
-        "coefficients": certified.coefficients, "x_scaling": {"centre": centre, "half_width": half},
+        "dataset": ds.name,
+        "difficulty": ds.difficulty,
+        "n": ds.n,
+        "certified_degree": ds.degree,
+        "degrees": degrees,
+        "train_rmse": train,
+        "cv_rmse": cv,
+        "folds": cfg["folds"],
+        "certified_digits": scores,
+        "certified_coefficients": ds.certified_coefficients,
+        "coefficients": certified.coefficients,
+        "x_scaling": {"centre": centre, "half_width": half},
         "agreement": agree,
     }
 
@@ -174,8 +222,11 @@ def _plot_fits(ctx, cfg, sweep_seed):
 def _plot_error(ctx, sweep, cfg):
     d = np.asarray(sweep["degrees"])
     fig, ax = _common.figure(width=5.2, height=3.4)
-    for key, label, color in (("train_rmse", "training", "C0"), ("test_rmse", "held-out", "C3"),
-                              ("truth_rmse", "vs noise-free truth", "C2")):
+    for key, label, color in (
+        ("train_rmse", "training", "C0"),
+        ("test_rmse", "held-out", "C3"),
+        ("truth_rmse", "vs noise-free truth", "C2"),
+    ):
         a = np.asarray(sweep[key])
         ax.plot(d, np.median(a, axis=0), "o-", color=color, ms=3, label=f"{label} (median)")
         ax.fill_between(d, np.quantile(a, 0.25, axis=0), np.quantile(a, 0.75, axis=0), color=color, alpha=0.2)
@@ -196,8 +247,9 @@ def _plot_agreement(ctx, agreements):
         g = np.asarray(a["gradient_descent"]["history_gap"])
         ax.semilogy(np.arange(len(g)), np.maximum(g, 1e-17), color=f"C{i}", label=f"GD, degree {a['degree']}")
         n = np.asarray(a["newton"]["history_gap"])
-        ax.semilogy(np.arange(len(n)), np.maximum(n, 1e-17), "s--", color=f"C{i}", ms=5,
-                    label=f"Newton, degree {a['degree']}")
+        ax.semilogy(
+            np.arange(len(n)), np.maximum(n, 1e-17), "s--", color=f"C{i}", ms=5, label=f"Newton, degree {a['degree']}"
+        )
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("L(θ_k) − L(θ*)  (θ* closed form)")
@@ -284,14 +336,28 @@ def bootstrap_bands(cfg: dict, seed: int) -> dict:
     full = mj.solvers.polyfit(tr.x, tr.y, degree)
     # the same refits one by one, for the speed-up and to show vmap gives the same coefficients
     check = min(draws, 20)
-    loop = np.stack([np.asarray(mj.solvers.polyfit(np.asarray(x)[r], np.asarray(y)[r], degree, method="svd").coefficients)
-                     for r in np.asarray(rows[:check])])
+    loop = np.stack(
+        [
+            np.asarray(mj.solvers.polyfit(np.asarray(x)[r], np.asarray(y)[r], degree, method="svd").coefficients)
+            for r in np.asarray(rows[:check])
+        ]
+    )
     truth = np.sin(2 * np.pi * np.asarray(grid))
     return {
-        "degree": degree, "draws": draws, "n": int(n), "x": tr.x, "y": tr.y, "grid": np.asarray(grid),
-        "lower": lo, "median": med, "upper": hi, "fit": _polyval(full.coefficients, grid),
+        "degree": degree,
+        "draws": draws,
+        "n": int(n),
+        "x": tr.x,
+        "y": tr.y,
+        "grid": np.asarray(grid),
+        "lower": lo,
+        "median": med,
+        "upper": hi,
+        "fit": _polyval(full.coefficients, grid),
         "coverage_of_truth": float(np.mean((truth >= lo) & (truth <= hi))),
-        "min_rank": int(np.min(ranks)), "first_call_s": first, "warm_s": warm,
+        "min_rank": int(np.min(ranks)),
+        "first_call_s": first,
+        "warm_s": warm,
         "per_fit_us": 1e6 * warm / draws,
         "vmap_vs_loop_max_rel": float(np.max(np.abs(np.asarray(coefs[:check]) - loop) / (np.abs(loop) + 1e-300))),
     }
@@ -335,11 +401,17 @@ def ridge_hypergradient(cfg: dict, seed: int) -> dict:
     path.append((float(theta), v_end))
     best = int(np.argmin(sweep))
     return {
-        "degree": degree, "grid_log_ridge": np.asarray(grid), "grid_validation_mse": sweep,
-        "grid_best_log_ridge": float(grid[best]), "grid_best_mse": float(sweep[best]),
-        "descent_log_ridge": [p[0] for p in path], "descent_mse": [p[1] for p in path],
-        "final_log_ridge": float(theta), "final_mse": v_end,
-        "hypergradient_at_start": float(g0), "finite_difference_at_start": float(fd),
+        "degree": degree,
+        "grid_log_ridge": np.asarray(grid),
+        "grid_validation_mse": sweep,
+        "grid_best_log_ridge": float(grid[best]),
+        "grid_best_mse": float(sweep[best]),
+        "descent_log_ridge": [p[0] for p in path],
+        "descent_mse": [p[1] for p in path],
+        "final_log_ridge": float(theta),
+        "final_mse": v_end,
+        "hypergradient_at_start": float(g0),
+        "finite_difference_at_start": float(fd),
         "hypergradient_vs_fd_rel": float(abs(g0 - fd) / max(abs(fd), 1e-300)),
         "unregularised_mse": float(validation_mse(jnp.asarray(-40.0))),
     }
@@ -362,8 +434,15 @@ def _plot_bootstrap(ctx, b):
 def _plot_hypergradient(ctx, h):
     fig, ax = _common.figure(width=5.2, height=3.4)
     ax.semilogy(h["grid_log_ridge"], h["grid_validation_mse"], "-", color="0.4", label="grid sweep (vmap over λ)")
-    ax.semilogy(h["descent_log_ridge"], h["descent_mse"], "o-", ms=3, color="C3", lw=0.8,
-                label="gradient descent on log λ (hypergradient)")
+    ax.semilogy(
+        h["descent_log_ridge"],
+        h["descent_mse"],
+        "o-",
+        ms=3,
+        color="C3",
+        lw=0.8,
+        label="gradient descent on log λ (hypergradient)",
+    )
     ax.plot([h["final_log_ridge"]], [h["final_mse"]], "*", ms=12, color="C3")
     ax.set_xlabel("log λ")
     ax.set_ylabel("validation MSE")
@@ -403,8 +482,12 @@ def body(ctx: _common.Context) -> dict:
         _plot_hypergradient(ctx, hyper)
     return {
         "config": cfg | {"strd": ctx.args.strd, "sweep_method": "svd", "t": "2x - 1"},
-        "sweep": {**sweep, "median_train_rmse": np.median(sweep["train_rmse"], axis=0),
-                  "median_test_rmse": med_test, "best_degree": best},
+        "sweep": {
+            **sweep,
+            "median_train_rmse": np.median(sweep["train_rmse"], axis=0),
+            "median_test_rmse": med_test,
+            "best_degree": best,
+        },
         "agreement": agreements,
         "strd": st,
         "bootstrap": boot,

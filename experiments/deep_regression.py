@@ -42,31 +42,73 @@ from experiments import _common
 from mmljax.io import atomic_write_bytes, atomic_write_json
 
 NAME = "deep_regression"
-DESCRIPTION = "Learned features and MLPs of growing width/depth with optax: fits, features, hand backprop = jax.grad, Hessian spectrum."
+DESCRIPTION = (
+    "Learned features and MLPs of growing width/depth with optax: fits, features, hand backprop = jax.grad, "
+    "Hessian spectrum."
+)
 
-QUICK = dict(n_train=64, n_test=200, noise=0.05, widths=(4, 16), depths=(2,), depth_width=16,
-             multi_sizes=(4, 16, 16, 2), multi_n=256, steps=2000, checkpoint_every=250, lr=1e-2,
-             check_every=250, lanczos_iterations=40, trace_samples=100, analyse=("mlp_",), lm_steps=60,
-             lm_models=("basis_",))
-FULL = dict(n_train=200, n_test=1000, noise=0.05, widths=(2, 4, 8, 16, 32, 64), depths=(2, 3, 4), depth_width=32,
-            multi_sizes=(4, 64, 64, 2), multi_n=2000, steps=20000, checkpoint_every=1000, lr=3e-3,
-            check_every=500, lanczos_iterations=120, trace_samples=1000,
-            analyse=("basis_", "mlp_", "multi_"), lm_steps=400,
-            lm_models=("basis_", "mlp_", "multi_"))
-
-
+QUICK = dict(
+    n_train=64,
+    n_test=200,
+    noise=0.05,
+    widths=(4, 16),
+    depths=(2,),
+    depth_width=16,
+    multi_sizes=(4, 16, 16, 2),
+    multi_n=256,
+    steps=2000,
+    checkpoint_every=250,
+    lr=1e-2,
+    check_every=250,
+    lanczos_iterations=40,
+    trace_samples=100,
+    analyse=("mlp_",),
+    lm_steps=60,
+    lm_models=("basis_",),
+)
+FULL = dict(
+    n_train=200,
+    n_test=1000,
+    noise=0.05,
+    widths=(2, 4, 8, 16, 32, 64),
+    depths=(2, 3, 4),
+    depth_width=32,
+    multi_sizes=(4, 64, 64, 2),
+    multi_n=2000,
+    steps=20000,
+    checkpoint_every=1000,
+    lr=3e-3,
+    check_every=500,
+    lanczos_iterations=120,
+    trace_samples=1000,
+    analyse=("basis_", "mlp_", "multi_"),
+    lm_steps=400,
+    lm_models=("basis_", "mlp_", "multi_"),
+)
 
 
 def add_arguments(p):
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoints in OUT/checkpoints/ (ends with the same parameters as an "
-                        "uninterrupted run)")
-    p.add_argument("--models", default=None, metavar="PREFIXES",
-                   help="train only the models whose names start with one of these comma-separated prefixes "
-                        "(e.g. basis_,mlp_d2); each keeps the initialisation it has in the full set")
-    p.add_argument("--kill-after", type=int, default=None, metavar="STEPS",
-                   help="kill this process (SIGKILL: no clean-up) once STEPS training steps, counted over the "
-                        "models in order, are checkpointed — to try --resume")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoints in OUT/checkpoints/ (ends with the same parameters as an "
+        "uninterrupted run)",
+    )
+    p.add_argument(
+        "--models",
+        default=None,
+        metavar="PREFIXES",
+        help="train only the models whose names start with one of these comma-separated prefixes "
+        "(e.g. basis_,mlp_d2); each keeps the initialisation it has in the full set",
+    )
+    p.add_argument(
+        "--kill-after",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="kill this process (SIGKILL: no clean-up) once STEPS training steps, counted over the "
+        "models in order, are checkpointed — to try --resume",
+    )
 
 
 def truth_1d(x):
@@ -85,18 +127,41 @@ def _data(cfg: dict, seed: int) -> dict:
     Ym = np.stack([np.sin(2 * Z[:, 0]), 0.5 * Z[:, 1] ** 2], axis=1)[:, :k]
     Ym_noisy = Ym + cfg["noise"] * rng.standard_normal(Ym.shape)
     n = cfg["multi_n"]
-    return {"x": x, "y": y, "x_test": xt, "y_test": truth_1d(xt),
-            "X_multi": Xm[:n], "Y_multi": Ym_noisy[:n], "X_multi_test": Xm[n:], "Y_multi_test": Ym[n:]}
+    return {
+        "x": x,
+        "y": y,
+        "x_test": xt,
+        "y_test": truth_1d(xt),
+        "X_multi": Xm[:n],
+        "Y_multi": Ym_noisy[:n],
+        "X_multi_test": Xm[n:],
+        "Y_multi_test": Ym[n:],
+    }
 
 
 def _models(cfg: dict) -> list[dict]:
     """Each model: name, family, sizes, which data set."""
     out = [{"name": f"basis_w{w}", "family": "basis", "width": w, "depth": 1, "data": "1d"} for w in cfg["widths"]]
-    out += [{"name": f"mlp_d{d}_w{cfg['depth_width']}", "family": "mlp", "depth": d, "data": "1d",
-             "sizes": [1] + [cfg["depth_width"]] * d + [1]} for d in cfg["depths"]]
+    out += [
+        {
+            "name": f"mlp_d{d}_w{cfg['depth_width']}",
+            "family": "mlp",
+            "depth": d,
+            "data": "1d",
+            "sizes": [1] + [cfg["depth_width"]] * d + [1],
+        }
+        for d in cfg["depths"]
+    ]
     s = list(cfg["multi_sizes"])
-    out.append({"name": "multi_mlp_" + "-".join(map(str, s)), "family": "mlp", "depth": len(s) - 2, "data": "multi",
-                "sizes": s})
+    out.append(
+        {
+            "name": "multi_mlp_" + "-".join(map(str, s)),
+            "family": "mlp",
+            "depth": len(s) - 2,
+            "data": "multi",
+            "sizes": s,
+        }
+    )
     return out
 
 
@@ -176,13 +241,29 @@ def train(ctx, cfg: dict, model: dict, data: dict, index: int, steps_before: int
 
     optimizer = optax.chain(gradient_check(hand, cfg["check_every"], record), optax.adam(cfg["lr"]))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    res = mj.solvers.minimize(loss, params0, optimizer, max_steps=cfg["steps"], key=jax.random.PRNGKey(ctx.seed),
-                              checkpoint=ckpt,
-                              checkpoint_every=cfg["checkpoint_every"], resume=bool(ctx.args.resume),
-                              callback=on_chunk, progress=False)
+    res = mj.solvers.minimize(
+        loss,
+        params0,
+        optimizer,
+        max_steps=cfg["steps"],
+        key=jax.random.PRNGKey(ctx.seed),
+        checkpoint=ckpt,
+        checkpoint_every=cfg["checkpoint_every"],
+        resume=bool(ctx.args.resume),
+        callback=on_chunk,
+        progress=False,
+    )
     jax.effects_barrier()
-    return {"params": res.params, "loss_fn": loss, "history": np.asarray(res.history), "final_loss": float(res.loss),
-            "grad_norm": float(res.grad_norm), "gradcheck": dict(sorted(records.items())), "X": X, "Y": Y}
+    return {
+        "params": res.params,
+        "loss_fn": loss,
+        "history": np.asarray(res.history),
+        "final_loss": float(res.loss),
+        "grad_norm": float(res.grad_norm),
+        "gradcheck": dict(sorted(records.items())),
+        "X": X,
+        "Y": Y,
+    }
 
 
 def _step_grid(limit: int) -> list[int]:
@@ -255,8 +336,17 @@ def train_lm(cfg: dict, model: dict, data: dict, index: int, seed: int) -> dict:
         losses.append(float(res.rss) / (2 * n))
         if mj.Status(int(res.status)) is not mj.Status.MAX_STEPS:
             break
-    return {"params": res.params, "steps": steps, "loss": losses, "seconds": seconds, "compile_s": compile_s,
-            "status": mj.Status(int(res.status)).name, "final_loss": losses[-1], "n_params": P, "n_residuals": m}
+    return {
+        "params": res.params,
+        "steps": steps,
+        "loss": losses,
+        "seconds": seconds,
+        "compile_s": compile_s,
+        "status": mj.Status(int(res.status)).name,
+        "final_loss": losses[-1],
+        "n_params": P,
+        "n_residuals": m,
+    }
 
 
 def analyse(cfg: dict, model: dict, tr: dict) -> dict:
@@ -275,16 +365,33 @@ def analyse(cfg: dict, model: dict, tr: dict) -> dict:
     ref = np.sort(np.asarray(cp.eigenvalues))[::-1]
     dense = cp.method == "dense"
     scale = float(np.max(np.abs(ref)))
-    return {"n_params": P, "lanczos_iterations": int(lz.iterations), "ritz_values": ritz, "ritz_residuals": resid,
-            "reference_method": cp.method, "dense_eigenvalues": ref if dense else None,
-            "largest_rel_error": float(abs(ritz[0] - ref[0]) / scale) if dense else None,
-            "smallest_rel_error": float(abs(ritz[-1] - ref[-1]) / scale) if dense else None,
-            "trace": {"hutchinson": float(trace.estimate), "standard_error": float(trace.standard_error),
-                      "samples": trace.num_samples, "exact": float(np.sum(ref)) if dense else None},
-            "classification": {"kind": cp.kind, "grad_norm": cp.grad_norm, "grad_tol": cp.grad_tol,
-                               "n_positive": cp.n_positive, "n_negative": cp.n_negative, "n_zero": cp.n_zero,
-                               "min_eigenvalue": cp.min_eigenvalue, "max_eigenvalue": cp.max_eigenvalue,
-                               "summary": cp.summary()}}
+    return {
+        "n_params": P,
+        "lanczos_iterations": int(lz.iterations),
+        "ritz_values": ritz,
+        "ritz_residuals": resid,
+        "reference_method": cp.method,
+        "dense_eigenvalues": ref if dense else None,
+        "largest_rel_error": float(abs(ritz[0] - ref[0]) / scale) if dense else None,
+        "smallest_rel_error": float(abs(ritz[-1] - ref[-1]) / scale) if dense else None,
+        "trace": {
+            "hutchinson": float(trace.estimate),
+            "standard_error": float(trace.standard_error),
+            "samples": trace.num_samples,
+            "exact": float(np.sum(ref)) if dense else None,
+        },
+        "classification": {
+            "kind": cp.kind,
+            "grad_norm": cp.grad_norm,
+            "grad_tol": cp.grad_tol,
+            "n_positive": cp.n_positive,
+            "n_negative": cp.n_negative,
+            "n_zero": cp.n_zero,
+            "min_eigenvalue": cp.min_eigenvalue,
+            "max_eigenvalue": cp.max_eigenvalue,
+            "summary": cp.summary(),
+        },
+    }
 
 
 def _save_params(ctx, flat: dict[str, np.ndarray]) -> None:
@@ -316,8 +423,12 @@ def body(ctx: _common.Context) -> dict:
             if "skipped" not in lm[model["name"]]:
                 tr = trained[model["name"]]
                 lm[model["name"]]["adam_seconds_per_step"] = adam_seconds_per_step(
-                    cfg, tr["loss_fn"], jax.jit(lambda key, m=model: _init(m, key))(
-                        jax.random.fold_in(jax.random.PRNGKey(ctx.seed), index[model["name"]])))
+                    cfg,
+                    tr["loss_fn"],
+                    jax.jit(lambda key, m=model: _init(m, key))(
+                        jax.random.fold_in(jax.random.PRNGKey(ctx.seed), index[model["name"]])
+                    ),
+                )
     for model in models:
         tr = trained[model["name"]]
         an = None
@@ -335,9 +446,13 @@ def body(ctx: _common.Context) -> dict:
         gc = np.asarray(list(tr["gradcheck"].values()))
         results[model["name"]] = {
             **{k: v for k, v in model.items() if k != "name"},
-            "final_loss": tr["final_loss"], "grad_norm": tr["grad_norm"], "test_mse": test_mse,
-            "loss_history": tr["history"], "test_prediction": pred,
-            "gradcheck_steps": list(tr["gradcheck"].keys()), "gradcheck_rel_error": gc,
+            "final_loss": tr["final_loss"],
+            "grad_norm": tr["grad_norm"],
+            "test_mse": test_mse,
+            "loss_history": tr["history"],
+            "test_prediction": pred,
+            "gradcheck_steps": list(tr["gradcheck"].keys()),
+            "gradcheck_rel_error": gc,
             "gradcheck_max_rel_error": float(gc.max()) if gc.size else None,
             "params_sha256": hashlib.sha256(flat[model["name"]].tobytes()).hexdigest(),
             "hessian": an,
@@ -355,8 +470,12 @@ def body(ctx: _common.Context) -> dict:
         if any(r["data"] == "multi" for r in results.values()):
             _plot_multi(ctx, data, results)
         _plot_lm(ctx, results)
-    return {"config": cfg, "models": results, "data": {"x": data["x"], "y": data["y"], "x_test": data["x_test"]},
-            "params_file": "final_params.npz"}
+    return {
+        "config": cfg,
+        "models": results,
+        "data": {"x": data["x"], "y": data["y"], "x_test": data["x_test"]},
+        "params_file": "final_params.npz",
+    }
 
 
 def _lm_record(lm: dict, model: dict, data: dict, apply) -> dict:
@@ -382,8 +501,15 @@ def _plot_lm(ctx, results):
         adam = np.asarray(r["loss_history"])
         k = np.arange(1, adam.size + 1)
         axes[0, 0].loglog(k, adam, color=f"C{i}", lw=1, label=f"{name}: Adam")
-        axes[0, 0].loglog(np.maximum(lm["steps"], 1), lm["loss"], "o-", ms=3, color=f"C{i}", lw=1.5,
-                          label=f"{name}: Levenberg–Marquardt")
+        axes[0, 0].loglog(
+            np.maximum(lm["steps"], 1),
+            lm["loss"],
+            "o-",
+            ms=3,
+            color=f"C{i}",
+            lw=1.5,
+            label=f"{name}: Levenberg–Marquardt",
+        )
         axes[0, 1].loglog(k * lm["adam_seconds_per_step"], adam, color=f"C{i}", lw=1)
         # a run of k steps cannot take less time than a run of fewer: the running maximum removes timing noise
         t = np.maximum.accumulate(np.asarray(lm["seconds"][1:]))
@@ -477,9 +603,11 @@ def _plot_checks(ctx, results):
         if h is None:
             continue
         t = h["trace"]
-        label = (f"{name}: {h['classification']['kind']} ({h['classification']['n_negative']} neg.); "
-                 f"tr H ≈ {t['hutchinson']:.3g} ± {t['standard_error']:.2g}"
-                 + (f" (exact {t['exact']:.3g})" if t["exact"] is not None else ""))
+        label = (
+            f"{name}: {h['classification']['kind']} ({h['classification']['n_negative']} neg.); "
+            f"tr H ≈ {t['hutchinson']:.3g} ± {t['standard_error']:.2g}"
+            + (f" (exact {t['exact']:.3g})" if t["exact"] is not None else "")
+        )
         rz = np.asarray(h["ritz_values"])
         conv = np.asarray(h["ritz_residuals"]) <= 1e-6 * np.max(np.abs(rz))
         if h["dense_eigenvalues"] is not None:

@@ -64,8 +64,11 @@ def catalogue_study(cfg: dict, seed: int) -> dict:
     # (2 cores, medium sizes: every thread waiting in np.asarray of its result, no CPU used).
     groups: dict[tuple, list] = {}
     for row in rows:
-        sizes = {"first": tuple(row.sizes[:1]), "small": tuple(row.sizes),
-                 "small+medium": tuple(row.sizes) + tuple(row.medium_sizes)}[cfg["sizes"]]
+        sizes = {
+            "first": tuple(row.sizes[:1]),
+            "small": tuple(row.sizes),
+            "small+medium": tuple(row.sizes) + tuple(row.medium_sizes),
+        }[cfg["sizes"]]
         groups.setdefault(sizes, []).append(row)
     by_name = {}
     for sizes, group in groups.items():
@@ -87,8 +90,9 @@ def catalogue_study(cfg: dict, seed: int) -> dict:
         "known_wrong_rejected": [r["name"] for r in reports if r["expect_fail"] and r["status"] == "known wrong"],
         "worst_autodiff_rel_correct": max((r["autodiff_rel"] or 0.0 for r in correct), default=None),
         "worst_finite_diff_rel_correct": max((r["finite_diff_rel"] or 0.0 for r in correct), default=None),
-        "best_autodiff_rel_known_wrong": min((r["autodiff_rel"] for r in derivs if r["expect_fail"]
-                                              and r["autodiff_rel"] is not None), default=None),
+        "best_autodiff_rel_known_wrong": min(
+            (r["autodiff_rel"] for r in derivs if r["expect_fail"] and r["autodiff_rel"] is not None), default=None
+        ),
     }
     return {"reports": reports, "summary": summary}
 
@@ -121,8 +125,13 @@ def v_curve(cfg: dict) -> dict:
         ad = abs(float(jax.grad(f)(x)[0]) - exact) / abs(exact)
         h_default = float(mj.finite_diff.central_step(x)[0])
         default_err = abs(float(mj.finite_diff.fd_gradient(f, x)[0]) - exact) / abs(exact)
-        res = {"eps": eps, "steps": hs, "autodiff_rel": ad, "default_central_step": h_default,
-               "default_central_rel": default_err}
+        res = {
+            "eps": eps,
+            "steps": hs,
+            "autodiff_rel": ad,
+            "default_central_step": h_default,
+            "default_central_rel": default_err,
+        }
         # Theory: truncation |f''| h / 2 (forward), |f'''| h² / 6 (central); rounding ~ eps |f| / h.
         # Minimising the sums: h = sqrt(2 eps |f| / |f''|) and h = (3 eps |f| / |f'''|)^(1/3).
         f0, f2, f3 = abs(math.sin(X0)), abs(math.sin(X0)), abs(math.cos(X0))
@@ -132,7 +141,9 @@ def v_curve(cfg: dict) -> dict:
             j = int(np.argmin(e))
             h_opt = hs[j]
             res[scheme] = {
-                "rel_error": err, "best_step": float(h_opt), "best_rel_error": float(err[j]),
+                "rel_error": err,
+                "best_step": float(h_opt),
+                "best_rel_error": float(err[j]),
                 "theory_best_step": theory[scheme],
                 # well right of the optimum: truncation; well left: rounding
                 "truncation_slope": _slope(hs, e, (hs > 30 * h_opt) & (hs < 0.1) & (e > 10 * eps)),
@@ -153,8 +164,13 @@ def taylor_study() -> dict:
     out = {}
     for label, JJ in (("correct J = diag(cos(Ax)) A", J), ("wrong J = Aᵀ diag(cos(Ax))", J.T)):
         r = mj.taylor_test(f, x, v, JJ @ v, n_steps=12)
-        out[label] = {"ok": bool(r.ok), "order": r.order, "steps": r.steps, "remainders": r.remainders,
-                      "noise_floor": r.noise_floor}
+        out[label] = {
+            "ok": bool(r.ok),
+            "order": r.order,
+            "steps": r.steps,
+            "remainders": r.remainders,
+            "noise_floor": r.noise_floor,
+        }
     return out
 
 
@@ -170,9 +186,11 @@ def _plot_catalogue(ctx, cat):
     wrong = [r for r in reps if r["expect_fail"]]
     fig, axes = _common.figure(1, 4, width=3.3, height=3.0)
     bins = np.arange(-17.5, 1.5, 0.5)
-    for ax, key, title, tol in ((axes[0, 0], "jacfwd", "hand vs jacfwd", 1e-10),
-                                (axes[0, 1], "jacrev", "hand vs jacrev", 1e-10),
-                                (axes[0, 2], "finite_diff", "hand vs central differences", 1e-6)):
+    for ax, key, title, tol in (
+        (axes[0, 0], "jacfwd", "hand vs jacfwd", 1e-10),
+        (axes[0, 1], "jacrev", "hand vs jacrev", 1e-10),
+        (axes[0, 2], "finite_diff", "hand vs central differences", 1e-6),
+    ):
         _log_hist(ax, [r["witnesses"].get(key) for r in good], bins, "correct rows", "C0")
         _log_hist(ax, [r["witnesses"].get(key) for r in wrong], bins, "known wrong / ×2 mutants", "C3")
         note = " (Hessians: 1e-4)" if key == "finite_diff" else ""
@@ -192,8 +210,11 @@ def _plot_catalogue(ctx, cat):
     ax.set_ylabel("catalogue rows")
     ax.set_title("Taylor test (above rounding level)", fontsize=9)
     ax.legend(fontsize=6)
-    fig.suptitle(f"Identity catalogue in float64: {len(good)} derivative rows and {len(wrong)} wrong ones "
-                 "(known-wrong rows, and each row with its derivative doubled)", fontsize=9)
+    fig.suptitle(
+        f"Identity catalogue in float64: {len(good)} derivative rows and {len(wrong)} wrong ones "
+        "(known-wrong rows, and each row with its derivative doubled)",
+        fontsize=9,
+    )
     ctx.save_figure(fig, "derivative_accuracy_catalogue.png")
 
 
@@ -204,8 +225,7 @@ def _plot_v_curve(ctx, vc, taylor):
         h = np.asarray(r["steps"])
         for scheme, color in (("forward", "C0"), ("central", "C3")):
             e = np.maximum(np.asarray(r[scheme]["rel_error"]), FLOOR)
-            ax.loglog(h, e, ".-", ms=3, lw=1, color=color,
-                      label=f"{scheme}: best h = {r[scheme]['best_step']:.0e}")
+            ax.loglog(h, e, ".-", ms=3, lw=1, color=color, label=f"{scheme}: best h = {r[scheme]['best_step']:.0e}")
         eps = r["eps"]
         ax.loglog(h, np.minimum(eps / h, 1e3), ":", color="0.5", lw=1, label="rounding ε/h")
         ax.axhline(max(r["autodiff_rel"], FLOOR), color="C2", lw=1.5, label="autodiff (no step)")
@@ -217,8 +237,14 @@ def _plot_v_curve(ctx, vc, taylor):
         ax.legend(fontsize=6, loc="lower left")
     ax = axes[0, 2]
     for (label, t), color in zip(taylor.items(), ("C0", "C3")):
-        ax.loglog(t["steps"], np.maximum(t["remainders"], FLOOR), "o-", ms=3, color=color,
-                  label=f"{label}: order {t['order']:.2f}")
+        ax.loglog(
+            t["steps"],
+            np.maximum(t["remainders"], FLOOR),
+            "o-",
+            ms=3,
+            color=color,
+            label=f"{label}: order {t['order']:.2f}",
+        )
     ax.set_xlabel("step h")
     ax.set_ylabel("|f(x+hv) − f(x) − h J v|")
     ax.set_title("Taylor remainder: h² if J is right", fontsize=10)

@@ -25,10 +25,19 @@ from experiments import _common
 NAME = "loss_landscape"
 DESCRIPTION = "Two-parameter linear model: contours, gradient field, GD paths around 2/λ_max, Newton, Hessian, slopes."
 
-QUICK = dict(n=20, noise=0.3, x_range=(0.5, 2.5), steps=40, grid=80, arrows=13, angles=24,
-             step_factors=(0.3, 1.0, 1.9, 2.1))
-FULL = dict(n=200, noise=0.3, x_range=(0.5, 2.5), steps=200, grid=300, arrows=21, angles=360,
-            step_factors=(0.1, 0.3, 1.0, 1.5, 1.9, 1.99, 2.01, 2.1))
+QUICK = dict(
+    n=20, noise=0.3, x_range=(0.5, 2.5), steps=40, grid=80, arrows=13, angles=24, step_factors=(0.3, 1.0, 1.9, 2.1)
+)
+FULL = dict(
+    n=200,
+    noise=0.3,
+    x_range=(0.5, 2.5),
+    steps=200,
+    grid=300,
+    arrows=21,
+    angles=360,
+    step_factors=(0.1, 0.3, 1.0, 1.5, 1.9, 1.99, 2.01, 2.1),
+)
 
 
 def _problem(cfg, seed):
@@ -55,8 +64,9 @@ def body(ctx: _common.Context) -> dict:
         g_star = np.asarray(grad(w_star))
         H = np.asarray(jax.jit(mj.hessian_matrix(loss))(w_star))
         # The model's hand Hessian is of ½ Σ r², in ravel_vec order (theta, then bias) = (a, b).
-        H_hand = (2.0 / n) * np.asarray(jax.jit(lambda w: mj.models.linear.hand_hessian(
-            mj.models.linear.LinearParams(w[:1], w[1]), X, y))(w_star))
+        H_hand = (2.0 / n) * np.asarray(
+            jax.jit(lambda w: mj.models.linear.hand_hessian(mj.models.linear.LinearParams(w[:1], w[1]), X, y))(w_star)
+        )
         lam, V = np.linalg.eigh(H)
         lam_max = float(lam[-1])
         check = mj.check_minimiser(loss, w_star)
@@ -74,8 +84,9 @@ def body(ctx: _common.Context) -> dict:
         def stacked(W):
             return jnp.sum(jnp.asarray(etas) * jax.vmap(loss)(W))
 
-        res = mj.solvers.gradient_descent(stacked, jnp.tile(w0, (k, 1)), step_size=1.0,
-                                          max_steps=cfg["steps"], tol=0.0, trajectory=True)
+        res = mj.solvers.gradient_descent(
+            stacked, jnp.tile(w0, (k, 1)), step_size=1.0, max_steps=cfg["steps"], tol=0.0, trajectory=True
+        )
         paths = np.asarray(res.trajectory)  # (steps + 1, k, 2)
         path_loss = np.asarray(jax.jit(jax.vmap(jax.vmap(loss)))(jnp.asarray(paths)))  # (steps + 1, k)
     runs = []
@@ -84,19 +95,27 @@ def body(ctx: _common.Context) -> dict:
         rate_pred = float(np.max(np.abs(1 - eta * lam)))
         tail = err[-10:]
         rate_obs = float(np.exp(np.mean(np.diff(np.log(np.maximum(tail, 1e-300)))))) if tail[-1] > 1e-12 else 0.0
-        runs.append({
-            "step_size": float(eta), "step_times_lambda_max": float(f),
-            "behaviour": "diverges" if f > 2 else ("oscillates" if f > 1 else "monotone"),
-            "initial_gap": float(path_loss[0, i] - L_star), "final_gap": float(path_loss[-1, i] - L_star),
-            "final_distance": float(err[-1]), "predicted_rate": rate_pred, "observed_rate": rate_obs,
-        })
+        runs.append(
+            {
+                "step_size": float(eta),
+                "step_times_lambda_max": float(f),
+                "behaviour": "diverges" if f > 2 else ("oscillates" if f > 1 else "monotone"),
+                "initial_gap": float(path_loss[0, i] - L_star),
+                "final_gap": float(path_loss[-1, i] - L_star),
+                "final_distance": float(err[-1]),
+                "predicted_rate": rate_pred,
+                "observed_rate": rate_obs,
+            }
+        )
 
     with ctx.phase("Newton"):
         nt = mj.solvers.newton(loss, w0, trajectory=True)
         newton_path = np.asarray(nt.trajectory)
 
     with ctx.phase("landscape grid and gradient field"):
-        pts = np.vstack([paths[:, i, :] for i, r in enumerate(runs) if r["behaviour"] != "diverges"] + [[np.asarray(w0)]])
+        pts = np.vstack(
+            [paths[:, i, :] for i, r in enumerate(runs) if r["behaviour"] != "diverges"] + [[np.asarray(w0)]]
+        )
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         pad = 0.25 * (hi - lo) + 0.1
         ga = np.linspace(lo[0] - pad[0], hi[0] + pad[0], cfg["grid"])
@@ -125,27 +144,48 @@ def body(ctx: _common.Context) -> dict:
 
     with ctx.phase("plots"):
         _plot_paths(ctx, A, B, Z, QA, QB, G, paths, runs, newton_path, w_star, w0, lam, V, path_loss, L_star)
-        _plot_directional(ctx, phis, slopes_ad, slopes_grad, slopes_fd, g0, hs, slice_vals, slice_slope,
-                          float(loss(w0)), v_slice)
+        _plot_directional(
+            ctx, phis, slopes_ad, slopes_grad, slopes_fd, g0, hs, slice_vals, slice_slope, float(loss(w0)), v_slice
+        )
 
     return {
         "config": cfg,
         "data": {"x": ds.x, "y": ds.y},
-        "minimum": {"w_star": w_star, "loss": L_star, "grad_norm": float(np.linalg.norm(g_star)),
-                    "check_minimiser_ok": bool(check.ok)},
-        "hessian": {"H": H, "H_hand": H_hand, "hand_vs_autodiff_rel": float(np.max(np.abs(H - H_hand)) / np.max(np.abs(H))),
-                    "eigenvalues": lam, "eigenvectors": V, "condition_number": float(lam[-1] / lam[0]),
-                    "stability_limit_step": 2.0 / lam_max},
+        "minimum": {
+            "w_star": w_star,
+            "loss": L_star,
+            "grad_norm": float(np.linalg.norm(g_star)),
+            "check_minimiser_ok": bool(check.ok),
+        },
+        "hessian": {
+            "H": H,
+            "H_hand": H_hand,
+            "hand_vs_autodiff_rel": float(np.max(np.abs(H - H_hand)) / np.max(np.abs(H))),
+            "eigenvalues": lam,
+            "eigenvectors": V,
+            "condition_number": float(lam[-1] / lam[0]),
+            "stability_limit_step": 2.0 / lam_max,
+        },
         "start": w0,
         "gradient_descent": runs,
-        "newton": {"steps": int(nt.steps), "converged": bool(nt.converged), "path": newton_path,
-                   "final_distance": float(np.linalg.norm(newton_path[-1] - np.asarray(w_star))),
-                   "first_step_distance": float(np.linalg.norm(newton_path[min(1, len(newton_path) - 1)] - np.asarray(w_star)))},
+        "newton": {
+            "steps": int(nt.steps),
+            "converged": bool(nt.converged),
+            "path": newton_path,
+            "final_distance": float(np.linalg.norm(newton_path[-1] - np.asarray(w_star))),
+            "first_step_distance": float(
+                np.linalg.norm(newton_path[min(1, len(newton_path) - 1)] - np.asarray(w_star))
+            ),
+        },
         "directional": {
-            "angles": phis, "autodiff": slopes_ad, "gradient_dot_v": slopes_grad, "finite_diff": slopes_fd,
+            "angles": phis,
+            "autodiff": slopes_ad,
+            "gradient_dot_v": slopes_grad,
+            "finite_diff": slopes_fd,
             "autodiff_vs_gradient_rel": float(np.max(np.abs(slopes_ad - slopes_grad)) / scale),
             "finite_diff_vs_gradient_rel": float(np.max(np.abs(slopes_fd - slopes_grad)) / scale),
-            "steepest_slope": float(np.min(slopes_grad)), "gradient_norm": float(np.linalg.norm(np.asarray(g0))),
+            "steepest_slope": float(np.min(slopes_grad)),
+            "gradient_norm": float(np.linalg.norm(np.asarray(g0))),
             "steepest_direction": v_steep,
         },
     }
@@ -185,8 +225,11 @@ def _plot_paths(ctx, A, B, Z, QA, QB, G, paths, runs, newton_path, w_star, w0, l
     ax.legend(fontsize=7, loc="lower left")
     ax = axes[0, 1]
     for i, r in enumerate(runs):
-        ax.semilogy(np.maximum(path_loss[:, i] - L_star, 1e-18), color=f"C{i}",
-                    label=f"GD, η = {r['step_times_lambda_max']:.3g}/λmax ({r['behaviour']})")
+        ax.semilogy(
+            np.maximum(path_loss[:, i] - L_star, 1e-18),
+            color=f"C{i}",
+            label=f"GD, η = {r['step_times_lambda_max']:.3g}/λmax ({r['behaviour']})",
+        )
     ax.set_xlabel("iteration")
     ax.set_ylabel("L(θ_k) − L(θ*)")
     ax.set_title(f"Stable iff η < 2/λmax = {2 / lam[-1]:.3g}", fontsize=10)

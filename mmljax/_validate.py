@@ -15,10 +15,7 @@ import numpy as np
 
 def require_callable(f: Any, where: str, what: str = "f") -> None:
     if not callable(f):
-        raise TypeError(
-            f"{where}: {what} must be a callable (a function of the input); "
-            f"got {type(f).__name__}"
-        )
+        raise TypeError(f"{where}: {what} must be a callable (a function of the input); got {type(f).__name__}")
 
 
 def is_concrete(x: Any) -> bool:
@@ -65,8 +62,10 @@ def require_float_tree(tree: Any, where: str, what: str = "x") -> None:
         if dtype is None:
             raise TypeError(f"{where}: {name} must be a floating-point array; got {leaf!r} ({type(leaf).__name__})")
         if np.issubdtype(dtype, np.complexfloating):
-            raise TypeError(f"{where}: {name} is complex ({dtype.name}); mmljax works with real floating arrays "
-                            f"only (no conjugate convention) — split real and imaginary parts into separate parameters")
+            raise TypeError(
+                f"{where}: {name} is complex ({dtype.name}); mmljax works with real floating arrays "
+                f"only (no conjugate convention) — split real and imaginary parts into separate parameters"
+            )
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(
                 f"{where}: {name} has dtype {dtype.name}; derivatives need floating "
@@ -92,8 +91,7 @@ def require_same_structure(x: Any, v: Any, where: str, xname: str = "x", vname: 
     for a, b in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(v)):
         if jnp.shape(a) != jnp.shape(b):
             raise ValueError(
-                f"{where}: {vname} must have the shape of {xname}: expected {jnp.shape(a)}, "
-                f"got {jnp.shape(b)}"
+                f"{where}: {vname} must have the shape of {xname}: expected {jnp.shape(a)}, got {jnp.shape(b)}"
             )
 
 
@@ -119,8 +117,16 @@ def check_int(value: Any, where: str, name: str, *, minimum: int | None = None, 
     return v
 
 
-def check_real(value: Any, where: str, name: str, *, minimum: float | None = None, maximum: float | None = None,
-               strict: bool = False, allow_inf: bool = False) -> float:
+def check_real(
+    value: Any,
+    where: str,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict: bool = False,
+    allow_inf: bool = False,
+) -> float:
     """A real (finite unless `allow_inf`) number option within `[minimum, maximum]`.
 
     `strict=True` makes the bounds exclusive (`> minimum`, `< maximum`). NaN is always refused;
@@ -170,5 +176,7 @@ def reject_complex(tree: Any, where: str, what: str = "x") -> None:
     for name, leaf in zip(names, leaves):
         dtype = _dtype_of(leaf)
         if dtype is not None and np.issubdtype(dtype, np.complexfloating):
-            raise TypeError(f"{where}: {name} is complex ({np.dtype(dtype).name}); mmljax works with real "
-                            f"floating arrays only — split real and imaginary parts into separate parameters")
+            raise TypeError(
+                f"{where}: {name} is complex ({np.dtype(dtype).name}); mmljax works with real "
+                f"floating arrays only — split real and imaginary parts into separate parameters"
+            )

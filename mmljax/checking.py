@@ -154,7 +154,7 @@ class CheckResult:
         """The report: the verdict, then one line per witness (its error, the worst element)."""
         return self.message
 
-    def raise_if_failed(self) -> "CheckResult":
+    def raise_if_failed(self) -> CheckResult:
         if not self.ok:
             raise CheckFailed(self.message)
         return self
@@ -193,8 +193,17 @@ def _compare(name: str, hand: np.ndarray, ref: np.ndarray, rtol: float, atol: fl
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
     if not np.all(np.isfinite(hand)):
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(~np.isfinite(hand))), hand.shape))
-        return Witness(name, False, float("inf"), float("inf"), rtol, idx, float(hand[idx]), float(ref[idx]),
-                       note="(hand formula gave NaN/Inf)")
+        return Witness(
+            name,
+            False,
+            float("inf"),
+            float("inf"),
+            rtol,
+            idx,
+            float(hand[idx]),
+            float(ref[idx]),
+            note="(hand formula gave NaN/Inf)",
+        )
     max_abs = float(np.max(err)) if err.size else 0.0
     rel = max_abs / scale if scale > 0 else max_abs
     ok = max_abs <= atol + rtol * scale
@@ -298,11 +307,13 @@ def check_derivative(
     return run_witnesses(program, f, hand_fn, x, (), spec, name, directions, seed, stacklevel=2)
 
 
-def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> "CheckSpec":
+def _validated_spec(where, order, layout, rtol, atol, fd_rtol) -> CheckSpec:
     order = check_int(order, where, "order", minimum=1, maximum=2)
     check_choice(layout, where, "layout", ("tensor", "vec"))
-    tols = [None if t is None else check_real(t, where, n, minimum=0.0)
-            for n, t in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol))]
+    tols = [
+        None if t is None else check_real(t, where, n, minimum=0.0)
+        for n, t in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol))
+    ]
     return CheckSpec(order, layout, *tols)
 
 
@@ -325,7 +336,7 @@ def _require_numeric_tree(tree: Any, where: str, what: str) -> None:
             dtype = np.asarray(leaf).dtype
         except Exception:
             dtype = np.dtype(object)
-        if not (np.issubdtype(dtype, np.number) or dtype == bool):
+        if not (np.issubdtype(dtype, np.number) or np.dtype(dtype).kind == "b"):
             raise TypeError(f"{where}: {what} must be {kind}; got a leaf {leaf!r} ({type(leaf).__name__})")
 
 
@@ -338,7 +349,7 @@ def _inexact(leaf: Any) -> bool:
     return eqx.is_inexact_array(leaf)
 
 
-def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> CheckResult:
+def _check_tree(f, hand_fn, x, spec: CheckSpec, name, directions, seed) -> CheckResult:
     """`check_derivative` for a pytree `x`: flatten with `ravel_vec`, check, name leaves in the report."""
     where = f"check_derivative[{name}]"
     params, static = eqx.partition(x, _inexact)
@@ -350,8 +361,10 @@ def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> Che
         else:
             kinds = sorted({type(leaf).__name__ for leaf in all_leaves}) or ["nothing"]
             got = f"a {type(x).__name__} holding {', '.join(kinds)}"
-        raise TypeError(f"{where}: x must be a floating-point array or a pytree of them; got {got} — "
-                        "pass e.g. jnp.asarray(v, float)")
+        raise TypeError(
+            f"{where}: x must be a floating-point array or a pytree of them; got {got} — "
+            "pass e.g. jnp.asarray(v, float)"
+        )
     params = jax.tree_util.tree_map(jnp.asarray, params)
     reject_complex(params, where, "x")
     require_float_tree(params, where, "x")
@@ -388,8 +401,11 @@ def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> Che
         hand_params = eqx.filter(hand_struct, lambda a: hasattr(a, "shape"))
         got = jax.tree_util.tree_structure(hand_params)
         if got != treedef:
-            return fail(f"the hand derivative must have the pytree structure of x ({treedef}); it has {got}",
-                        out_shape + (P,), None)
+            return fail(
+                f"the hand derivative must have the pytree structure of x ({treedef}); it has {got}",
+                out_shape + (P,),
+                None,
+            )
         for nm, s, h in zip(names, shapes, jax.tree_util.tree_leaves(hand_params)):
             if tuple(h.shape) != out_shape + s:
                 hint = ""
@@ -397,8 +413,12 @@ def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> Che
                     hint = " — it looks transposed (numerator layout puts the output axes first)"
                 elif not out_shape and len(s) == 2 and tuple(h.shape) == s[::-1]:
                     hint = " — it looks transposed: the gradient of a scalar f has the shape of the leaf"
-                return fail(f"the hand derivative's leaf {nm} has shape {tuple(h.shape)}; expected "
-                            f"out_shape + {nm}.shape = {out_shape + s}{hint}", out_shape + (P,), None)
+                return fail(
+                    f"the hand derivative's leaf {nm} has shape {tuple(h.shape)}; expected "
+                    f"out_shape + {nm}.shape = {out_shape + s}{hint}",
+                    out_shape + (P,),
+                    None,
+                )
         no = len(out_shape)
 
         def to_flat(h):
@@ -413,20 +433,31 @@ def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> Che
             outer = treedef.flatten_up_to(hand_struct)
             blocks = [treedef.flatten_up_to(row) for row in outer]
         except Exception:
-            return fail(f"the hand Hessian must be nested like jax.hessian's output (x's structure {treedef} "
-                        "inside x's structure), or pass layout='vec' with the (P, P) matrix in ravel_vec order",
-                        (P, P), None)
+            return fail(
+                f"the hand Hessian must be nested like jax.hessian's output (x's structure {treedef} "
+                "inside x's structure), or pass layout='vec' with the (P, P) matrix in ravel_vec order",
+                (P, P),
+                None,
+            )
         for i, row in enumerate(blocks):
             for j, blk in enumerate(row):
                 if tuple(getattr(blk, "shape", ())) != shapes[i] + shapes[j]:
-                    return fail(f"the hand Hessian's block [{names[i]}][{names[j]}] has shape "
-                                f"{tuple(getattr(blk, 'shape', ()))}; expected {shapes[i] + shapes[j]}", (P, P), None)
+                    return fail(
+                        f"the hand Hessian's block [{names[i]}][{names[j]}] has shape "
+                        f"{tuple(getattr(blk, 'shape', ()))}; expected {shapes[i] + shapes[j]}",
+                        (P, P),
+                        None,
+                    )
 
         def to_flat(h):
             rows = [treedef.flatten_up_to(r) for r in treedef.flatten_up_to(h)]
-            return jnp.concatenate([
-                jnp.concatenate([_to_vec_matrix_j(rows[i][j], shapes[i], shapes[j]) for j in range(len(shapes))], 1)
-                for i in range(len(shapes))], 0)
+            return jnp.concatenate(
+                [
+                    jnp.concatenate([_to_vec_matrix_j(rows[i][j], shapes[i], shapes[j]) for j in range(len(shapes))], 1)
+                    for i in range(len(shapes))
+                ],
+                0,
+            )
 
     H = lambda v: to_flat(hand_fn(point(v)))  # noqa: E731
     program = witness_program(lambda z, *a: F(z), lambda z, *a: H(z), spec.order)
@@ -436,13 +467,20 @@ def _check_tree(f, hand_fn, x, spec: "CheckSpec", name, directions, seed) -> Che
     if not result.witnesses:
         return result
     locate = _locator(names, shapes, sizes, out_shape, spec)
-    result.witnesses = {k: (dataclasses.replace(w, location=locate(w.worst_index))
-                            if w.worst_index is not None and result.mode == "dense" else w)
-                        for k, w in result.witnesses.items()}
+    result.witnesses = {
+        k: (
+            dataclasses.replace(w, location=locate(w.worst_index))
+            if w.worst_index is not None and result.mode == "dense"
+            else w
+        )
+        for k, w in result.witnesses.items()
+    }
     result.message = _message(result, np.zeros(0), result.witnesses)
     result.message = result.message.replace(
         f"derivative shape {result.shape}",
-        f"x: {len(leaves)} leaves, {P} parameters flattened by ravel_vec, derivative shape {result.shape}", 1)
+        f"x: {len(leaves)} leaves, {P} parameters flattened by ravel_vec, derivative shape {result.shape}",
+        1,
+    )
     return result
 
 
@@ -555,9 +593,7 @@ def run_witnesses(program, f, hand, x, args, spec: CheckSpec, name, directions, 
         raise TypeError(f"check_derivative[{name}]: f must return an array; it returned {_describe_out(out)}")
     out_shape, in_shape = tuple(out.shape), tuple(x.shape)
     if order == 2 and out_shape != ():
-        raise ValueError(
-            f"check_derivative[{name}]: order=2 needs a scalar function; f returns shape {out_shape}"
-        )
+        raise ValueError(f"check_derivative[{name}]: order=2 needs a scalar function; f returns shape {out_shape}")
     expected = _expected_shape(out_shape, in_shape, order, layout)
     base = dict(name=name, dtype=str(dtype), shape=expected, order=order, layout=layout)
 
@@ -573,8 +609,11 @@ def run_witnesses(program, f, hand, x, args, spec: CheckSpec, name, directions, 
             f" with out_shape={out_shape}, in_shape={in_shape}), the hand formula gives {hand_shape}"
         )
         if hand_shape == _transposed_shape(out_shape, in_shape, order, layout):
-            msg += (" — it looks transposed: the gradient of a scalar f has the shape of X" if out_shape == ()
-                    else " — it looks transposed (denominator layout?); numerator layout puts the output axes first")
+            msg += (
+                " — it looks transposed: the gradient of a scalar f has the shape of X"
+                if out_shape == ()
+                else " — it looks transposed (denominator layout?); numerator layout puts the output axes first"
+            )
         return CheckResult(ok=False, hand_shape=hand_shape, message=msg, **base)
 
     rng = np.random.default_rng(seed)
@@ -589,8 +628,9 @@ def run_witnesses(program, f, hand, x, args, spec: CheckSpec, name, directions, 
         v = jax.device_put(np.asarray(rng.standard_normal(in_shape), dtype))  # no staging compile
         arrays = {k: np.asarray(a, np.float64) for k, a in program(x, v, args).items()}
         D = arrays.pop("hand")
-        witnesses = _dense_witnesses(arrays, D, np.asarray(v, np.float64), dtype, order, layout,
-                                     out_shape, in_shape, rtol, atol, fd_rtol)
+        witnesses = _dense_witnesses(
+            arrays, D, np.asarray(v, np.float64), dtype, order, layout, out_shape, in_shape, rtol, atol, fd_rtol
+        )
         mode = "dense"
     # A check passes only when the autodiff witnesses ran: an empty set of witnesses proves nothing.
     ok = all(k in witnesses for k in ("jacfwd", "jacrev")) and all(w.ok for w in witnesses.values())
@@ -611,8 +651,9 @@ def _dense_witnesses(arrays, D, v, dtype, order, layout, out_shape, in_shape, rt
         fd = k == "finite_diff"
         witnesses[k] = _compare(k, D, R, fd_rtol if fd else rtol, fd_atol if fd else atol)
     Dv = _apply_hand(D, v, order, layout, out_shape, in_shape)
-    t = taylor_verdict(arrays["taylor_steps"], arrays["taylor_f0"], arrays["taylor_fh"], Dv,
-                       float(jnp.finfo(dtype).eps))
+    t = taylor_verdict(
+        arrays["taylor_steps"], arrays["taylor_f0"], arrays["taylor_fh"], Dv, float(jnp.finfo(dtype).eps)
+    )
     note = "" if t.ok else "(a correct derivative gives order 2; order 1 means the formula is wrong)"
     witnesses["taylor"] = Witness("taylor", t.ok, float(t.remainders[-1]), t.order, 1.8, note=note)
     return witnesses
@@ -660,9 +701,7 @@ def _check_directions(f, D, x, order, layout, out_shape, rtol, atol, fd_rtol, n,
         cands = {
             "jacfwd": _compare("jacfwd", Dv, np.asarray(jv, np.float64), rtol, atol),
             "jacrev": _compare("jacrev", uDv, ujv, rtol, atol),
-            "finite_diff": _compare(
-                "finite_diff", Dv, np.asarray(fd_directional(g, x, v), np.float64), fd_rtol, 0.0
-            ),
+            "finite_diff": _compare("finite_diff", Dv, np.asarray(fd_directional(g, x, v), np.float64), fd_rtol, 0.0),
         }
         for k, w in cands.items():
             if k not in worst or w.max_rel > worst[k].max_rel:
@@ -724,16 +763,29 @@ class MinimiserResult(eqx.Module):
     def summary(self) -> str:
         return self.message
 
-    def raise_if_failed(self) -> "MinimiserResult":
+    def raise_if_failed(self) -> MinimiserResult:
         if not self.ok:
             raise CheckFailed(self.message)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("name", "ok", "kind", "dtype", "grad_norm", "relative_step", "min_eigenvalue", "max_eigenvalue",
-                 "positive_definite", "tol", "eig_tol", "message")
-        return {k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in
-                ((k, getattr(self, k)) for k in names)}
+        names = (
+            "name",
+            "ok",
+            "kind",
+            "dtype",
+            "grad_norm",
+            "relative_step",
+            "min_eigenvalue",
+            "max_eigenvalue",
+            "positive_definite",
+            "tol",
+            "eig_tol",
+            "message",
+        )
+        return {
+            k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in ((k, getattr(self, k)) for k in names)
+        }
 
 
 @functools.lru_cache(maxsize=64)
@@ -797,8 +849,10 @@ def minimiser_verdict(name: str, flat, g, H, tol: float | None = None, eig_tol: 
     H = np.asarray(H, np.float64).reshape(n, n)
     for what, arr in (("gradient", g), ("Hessian", H)):
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"check_minimiser[{name}]: the {what} is not finite at params; the loss must be twice "
-                             f"differentiable and finite there")
+            raise ValueError(
+                f"check_minimiser[{name}]: the {what} is not finite at params; the loss must be twice "
+                f"differentiable and finite there"
+            )
     test, _ = dense_test(jnp.asarray(g), jnp.asarray(H), jnp.asarray(np.asarray(flat, np.float64)), tol, eig_tol)
     kind = KINDS[int(test.kind)]
     step = float(test.relative_step)
@@ -819,8 +873,17 @@ def minimiser_verdict(name: str, flat, g, H, tol: float | None = None, eig_tol: 
             " — the Hessian is not positive definite (a zero eigenvalue is inconclusive, a negative one"
             " means a saddle or maximum)"
         )
-    return MinimiserResult(name=name, ok=ok, kind=kind, dtype=str(dtype), grad_norm=gnorm, relative_step=step,
-                           min_eigenvalue=lmin, max_eigenvalue=lmax, positive_definite=pd, tol=tol, eig_tol=eig_tol,
-                           message=msg)
-
-
+    return MinimiserResult(
+        name=name,
+        ok=ok,
+        kind=kind,
+        dtype=str(dtype),
+        grad_norm=gnorm,
+        relative_step=step,
+        min_eigenvalue=lmin,
+        max_eigenvalue=lmax,
+        positive_definite=pd,
+        tol=tol,
+        eig_tol=eig_tol,
+        message=msg,
+    )

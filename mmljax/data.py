@@ -22,8 +22,19 @@ import numpy as np
 
 from ._validate import check_bool, check_int, check_real
 
-STRD_NAMES = ("Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
-              "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5")
+STRD_NAMES = (
+    "Norris",
+    "Pontius",
+    "NoInt1",
+    "NoInt2",
+    "Filip",
+    "Longley",
+    "Wampler1",
+    "Wampler2",
+    "Wampler3",
+    "Wampler4",
+    "Wampler5",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +103,7 @@ def log_relative_error(estimate: Any, certified: Any, cap: float = 15.0) -> np.n
     return np.clip(np.nan_to_num(lre, nan=0.0, posinf=cap), 0.0, cap)
 
 
-def strd_scores(dataset: "StrdDataset", result: Any) -> dict[str, float]:
+def strd_scores(dataset: StrdDataset, result: Any) -> dict[str, float]:
     """Worst LRE (digits) of a fit against the certified values of a StRD dataset.
 
     **Returns:** `{"coefficients", "standard_errors", "residual_sd", "r_squared"}`, each the
@@ -107,6 +118,7 @@ def strd_scores(dataset: "StrdDataset", result: Any) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- NIST StRD
+
 
 def _strd_text(name: str) -> tuple[str, str]:
     lookup = {n.lower(): n for n in STRD_NAMES}
@@ -154,19 +166,27 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
     cert_m = re.search(r"Certified Values\s*\(lines\s+(\d+)\s+to\s+(\d+)\)", head)
     data_m = re.search(r"Data\s*\(lines\s+(\d+)\s+to\s+(\d+)\)", head)
     if not cert_m or not data_m:
-        raise ValueError(f"{source}: not a NIST StRD file (no 'Certified Values (lines a to b)' / "
-                         f"'Data (lines c to d)' in the header)")
+        raise ValueError(
+            f"{source}: not a NIST StRD file (no 'Certified Values (lines a to b)' / "
+            f"'Data (lines c to d)' in the header)"
+        )
     c0, c1 = int(cert_m.group(1)), int(cert_m.group(2))
     d0, d1 = int(data_m.group(1)), int(data_m.group(2))
     if not (1 <= c0 <= c1 < d0 <= d1):
-        raise ValueError(f"{source}: header line ranges are inconsistent: certified values on lines {c0}-{c1}, "
-                         f"data on lines {d0}-{d1} (expected 1 <= a <= b < c <= d)")
+        raise ValueError(
+            f"{source}: header line ranges are inconsistent: certified values on lines {c0}-{c1}, "
+            f"data on lines {d0}-{d1} (expected 1 <= a <= b < c <= d)"
+        )
     if len(lines) < d1:
-        raise ValueError(f"{source}: the file has {len(lines)} lines but its header puts data on lines "
-                         f"{d0} to {d1}: the file is truncated")
+        raise ValueError(
+            f"{source}: the file has {len(lines)} lines but its header puts data on lines "
+            f"{d0} to {d1}: the file is truncated"
+        )
     if len(lines) <= d1 and not text.endswith(("\n", "\r")):
-        raise ValueError(f"{source}: line {len(lines)}: the file ends mid-line (no final newline): the file is "
-                         f"truncated, possibly mid-number ({lines[-1].strip()[-40:]!r})")
+        raise ValueError(
+            f"{source}: line {len(lines)}: the file ends mid-line (no final newline): the file is "
+            f"truncated, possibly mid-number ({lines[-1].strip()[-40:]!r})"
+        )
     full_head = "\n".join(lines[: c0 - 1])
     n_obs = _header_count(full_head, r"(\d+)\s+Observations")
     n_par = _header_count(full_head, r"(\d+)\s+Parameters")
@@ -178,8 +198,10 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
         tokens = line.split()
         if tokens and re.fullmatch(r"B\d+", tokens[0]):
             if len(tokens) != 3:
-                raise ValueError(f"{source}: line {lineno}: a certified parameter needs 'Bk estimate std-error'; "
-                                 f"got {line.strip()!r}")
+                raise ValueError(
+                    f"{source}: line {lineno}: a certified parameter needs 'Bk estimate std-error'; "
+                    f"got {line.strip()!r}"
+                )
             k = int(tokens[0][1:])
             if k in coefs:
                 raise ValueError(f"{source}: line {lineno}: parameter {tokens[0]} is certified twice")
@@ -194,8 +216,10 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
         raise ValueError(f"{source}: lines {c0}-{c1}: missing certified parameters, residual SD or R-squared")
     keys = sorted(coefs)
     if keys != list(range(keys[0], keys[0] + len(keys))) or keys[0] not in (0, 1):
-        raise ValueError(f"{source}: lines {c0}-{c1}: certified parameters must be B0..Bk or B1..Bk; got "
-                         f"{', '.join(f'B{k}' for k in keys)}")
+        raise ValueError(
+            f"{source}: lines {c0}-{c1}: certified parameters must be B0..Bk or B1..Bk; got "
+            f"{', '.join(f'B{k}' for k in keys)}"
+        )
     if n_par is not None and n_par != len(keys):
         raise ValueError(f"{source}: the header announces {n_par} parameters but lines {c0}-{c1} certify {len(keys)}")
     rows = []
@@ -209,35 +233,50 @@ def parse_strd(text: str, source: str = "<strd>") -> StrdDataset:
             raise ValueError(f"{source}: line {lineno}: {len(rows[-1])} values, expected {len(rows[0])} like line {d0}")
     for lineno in range(d1 + 1, len(lines) + 1):
         if lines[lineno - 1].strip():
-            raise ValueError(f"{source}: line {lineno}: unexpected content after the data, which ends on line {d1} "
-                             f"({lines[lineno - 1].strip()[:40]!r})")
+            raise ValueError(
+                f"{source}: line {lineno}: unexpected content after the data, which ends on line {d1} "
+                f"({lines[lineno - 1].strip()[:40]!r})"
+            )
     data = np.array(rows, dtype=np.float64)
     if data.shape[1] < 2:
-        raise ValueError(f"{source}: line {d0}: a data row needs the response and at least one predictor; "
-                         f"got {data.shape[1]} value(s)")
+        raise ValueError(
+            f"{source}: line {d0}: a data row needs the response and at least one predictor; "
+            f"got {data.shape[1]} value(s)"
+        )
     if n_obs is not None and n_obs != data.shape[0]:
-        raise ValueError(f"{source}: the header announces {n_obs} observations but lines {d0}-{d1} hold "
-                         f"{data.shape[0]}")
+        raise ValueError(
+            f"{source}: the header announces {n_obs} observations but lines {d0}-{d1} hold {data.shape[0]}"
+        )
     y, X = data[:, 0], data[:, 1:]
     if n_pred is not None and n_pred != X.shape[1]:
-        raise ValueError(f"{source}: the header announces {n_pred} predictor variable(s) but the data rows "
-                         f"have {X.shape[1]}")
+        raise ValueError(
+            f"{source}: the header announces {n_pred} predictor variable(s) but the data rows have {X.shape[1]}"
+        )
     intercept = keys[0] == 0
     kind = "polynomial" if X.shape[1] == 1 else "linear"
     if kind == "linear" and X.shape[1] != len(keys) - intercept:
-        raise ValueError(f"{source}: {len(keys)} certified parameters do not fit {X.shape[1]} predictors "
-                         f"{'with' if intercept else 'without'} an intercept")
+        raise ValueError(
+            f"{source}: {len(keys)} certified parameters do not fit {X.shape[1]} predictors "
+            f"{'with' if intercept else 'without'} an intercept"
+        )
     diff = re.search(r"(Lower|Average|Higher) Level of Difficulty", text)
     name = re.search(r"Dataset Name:\s*(\S+)", text)
     return StrdDataset(
-        X=X, y=y, feature_names=tuple(f"x{j + 1}" if X.shape[1] > 1 else "x" for j in range(X.shape[1])),
-        target_name="y", source=source, name=name.group(1) if name else source,
-        kind=kind, degree=len(keys) - (1 if intercept else 0) if kind == "polynomial" else 1,
+        X=X,
+        y=y,
+        feature_names=tuple(f"x{j + 1}" if X.shape[1] > 1 else "x" for j in range(X.shape[1])),
+        target_name="y",
+        source=source,
+        name=name.group(1) if name else source,
+        kind=kind,
+        degree=len(keys) - (1 if intercept else 0) if kind == "polynomial" else 1,
         intercept=intercept,
         certified_coefficients=np.array([coefs[k][0] for k in keys]),
         certified_standard_errors=np.array([coefs[k][1] for k in keys]),
-        certified_residual_sd=float(sd), certified_r_squared=float(r2),
-        difficulty=diff.group(1).lower() if diff else "")
+        certified_residual_sd=float(sd),
+        certified_r_squared=float(r2),
+        difficulty=diff.group(1).lower() if diff else "",
+    )
 
 
 def load_strd(name: str) -> StrdDataset:
@@ -255,6 +294,7 @@ def load_strd(name: str) -> StrdDataset:
 
 # ---------------------------------------------------------------------------------- CSV and NPZ
 
+
 def _read_text(path: str | os.PathLike, where: str) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: {path}: no such file")
@@ -266,18 +306,26 @@ def _read_text(path: str | os.PathLike, where: str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(f"{where}: {path}: line {line}: not UTF-8 text (byte {raw[e.start]:#04x}); "
-                         f"is this really a CSV file?") from None
+        raise ValueError(
+            f"{where}: {path}: line {line}: not UTF-8 text (byte {raw[e.start]:#04x}); is this really a CSV file?"
+        ) from None
 
 
 def _column_key(key: Any, where: str, what: str) -> None:
     if isinstance(key, bool) or not isinstance(key, (str, int, np.integer)):
-        raise TypeError(f"{where}: {what} must be a column name (str) or a 0-based index (int); got {key!r} "
-                        f"({type(key).__name__})")
+        raise TypeError(
+            f"{where}: {what} must be a column name (str) or a 0-based index (int); got {key!r} ({type(key).__name__})"
+        )
 
 
-def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str | int] | None = None,
-             delimiter: str = ",", header: bool = True) -> Dataset:
+def load_csv(
+    path: str | os.PathLike,
+    target: str | int,
+    *,
+    features: list[str | int] | None = None,
+    delimiter: str = ",",
+    header: bool = True,
+) -> Dataset:
     """Read a numeric CSV file: one column is the target, the others (or `features`) the predictors.
 
     **Arguments:** `path`; `target` the target column (header name, or 0-based index); `features`
@@ -298,11 +346,13 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
     _column_key(target, where, "target")
     if features is not None:
         if isinstance(features, (str, bytes, int)) or not isinstance(features, (list, tuple)):
-            raise TypeError(f"{where}: features must be a list of column names or indices; got {features!r} — "
-                            f"for one column write features=[{features!r}]")
+            raise TypeError(
+                f"{where}: features must be a list of column names or indices; got {features!r} — "
+                f"for one column write features=[{features!r}]"
+            )
         for f in features:
             _column_key(f, where, "feature")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
         raise ValueError(f"{where}: delimiter must be one character (not a quote or newline); got {delimiter!r}")
     header = check_bool(header, where, "header")
     text = _read_text(path, where)
@@ -316,8 +366,9 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
             records.append((reader.line_num, row))
     except csv.Error as e:
         raise ValueError(f"{where}: {path}: line {reader.line_num}: malformed CSV ({e})") from None
-    records = [(ln, row) for ln, row in records if row and any(c.strip() for c in row)
-               and not row[0].lstrip().startswith("#")]
+    records = [
+        (ln, row) for ln, row in records if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")
+    ]
     if not records:
         raise ValueError(f"{where}: {path}: the file is empty (no header, no data rows)")
     if header:
@@ -334,8 +385,10 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
     def column(key: str | int, what: str) -> int:
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             if not -len(names) <= key < len(names):
-                raise ValueError(f"{where}: {path}: {what} column index {key} is out of range "
-                                 f"(the file has {len(names)} columns: {names})")
+                raise ValueError(
+                    f"{where}: {path}: {what} column index {key} is out of range "
+                    f"(the file has {len(names)} columns: {names})"
+                )
             return int(key) % len(names)
         if key not in names:
             raise ValueError(f"{where}: {path}: no {what} column {key!r}; the columns are {names}")
@@ -345,8 +398,10 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
     if features is not None:
         cols = [column(f, "feature") for f in features]
         if t in cols:
-            raise ValueError(f"{where}: {path}: the target column {names[t]!r} is also listed in features "
-                             f"({list(features)!r}); a predictor cannot be the target")
+            raise ValueError(
+                f"{where}: {path}: the target column {names[t]!r} is also listed in features "
+                f"({list(features)!r}); a predictor cannot be the target"
+            )
         dup = sorted({names[j] for j in cols if cols.count(j) > 1})
         if dup:
             raise ValueError(f"{where}: {path}: feature column(s) {dup} listed more than once in features")
@@ -357,22 +412,32 @@ def load_csv(path: str | os.PathLike, target: str | int, *, features: list[str |
     values = np.empty((len(records), len(names)))
     for i, (lineno, row) in enumerate(records):
         if len(row) != len(names):
-            raise ValueError(f"{where}: {path}: line {lineno}: ragged row with {len(row)} fields, "
-                             f"expected {len(names)} ({'like the header' if header else 'like the first row'})")
+            raise ValueError(
+                f"{where}: {path}: line {lineno}: ragged row with {len(row)} fields, "
+                f"expected {len(names)} ({'like the header' if header else 'like the first row'})"
+            )
         for j, cell in enumerate(row):
             try:
                 if "_" in cell:  # float() reads "1_000" as 1000: not a number in a data file
                     raise ValueError
                 v = float(cell)
             except ValueError:
-                raise ValueError(f"{where}: {path}: line {lineno}, column {names[j]!r}: non-numeric value "
-                                 f"{cell.strip()!r}") from None
+                raise ValueError(
+                    f"{where}: {path}: line {lineno}, column {names[j]!r}: non-numeric value {cell.strip()!r}"
+                ) from None
             if not math.isfinite(v):
-                raise ValueError(f"{where}: {path}: line {lineno}, column {names[j]!r}: {cell.strip()!r} is "
-                                 f"NaN/Inf; remove or impute the row")
+                raise ValueError(
+                    f"{where}: {path}: line {lineno}, column {names[j]!r}: {cell.strip()!r} is "
+                    f"NaN/Inf; remove or impute the row"
+                )
             values[i, j] = v
-    return Dataset(X=values[:, cols], y=values[:, t], feature_names=tuple(names[j] for j in cols),
-                   target_name=names[t], source=str(path))
+    return Dataset(
+        X=values[:, cols],
+        y=values[:, t],
+        feature_names=tuple(names[j] for j in cols),
+        target_name=names[t],
+        source=str(path),
+    )
 
 
 def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> Dataset:
@@ -393,8 +458,9 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
     except Exception as e:  # numpy's readers raise a variety of errors on damaged input
         raise ValueError(f"{where}: {path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{where}: {path}: a single .npy array, expected an .npz archive with keys "
-                         f"{x_key!r} and {y_key!r}")
+        raise ValueError(
+            f"{where}: {path}: a single .npy array, expected an .npz archive with keys {x_key!r} and {y_key!r}"
+        )
     with archive:
         keys = list(archive.keys())
         arrays = {}
@@ -405,8 +471,10 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
                 arr = archive[key]
             except ValueError as e:  # object arrays refuse to load without pickle
                 if "pickle" in str(e).lower():
-                    raise ValueError(f"{where}: {path}: array {key!r} cannot be read without unpickling "
-                                     f"({e}); store plain numeric arrays") from None
+                    raise ValueError(
+                        f"{where}: {path}: array {key!r} cannot be read without unpickling "
+                        f"({e}); store plain numeric arrays"
+                    ) from None
                 raise ValueError(f"{where}: {path}: array {key!r} is damaged ({e})") from None
             except Exception as e:  # a damaged member: bad CRC, truncated stream, bad .npy header
                 raise ValueError(f"{where}: {path}: array {key!r} is damaged ({type(e).__name__}: {e})") from None
@@ -417,8 +485,10 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or y.ndim != 1:
-        raise ValueError(f"{where}: {path}: expected {x_key!r} of shape (n, d) and {y_key!r} of shape (n,); "
-                         f"got {X.shape} and {y.shape}")
+        raise ValueError(
+            f"{where}: {path}: expected {x_key!r} of shape (n, d) and {y_key!r} of shape (n,); "
+            f"got {X.shape} and {y.shape}"
+        )
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"{where}: {path}: {x_key!r} has {X.shape[0]} rows but {y_key!r} has {y.shape[0]}")
     if X.shape[0] == 0:
@@ -428,11 +498,13 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> 
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])
             raise ValueError(f"{where}: {path}: array {key!r} has NaN/Inf in row(s) {rows[:10].tolist()}")
-    return Dataset(X=X, y=y, feature_names=tuple(f"x{j}" for j in range(X.shape[1])), target_name=y_key,
-                   source=str(path))
+    return Dataset(
+        X=X, y=y, feature_names=tuple(f"x{j}" for j in range(X.shape[1])), target_name=y_key, source=str(path)
+    )
 
 
 # ---------------------------------------------------------------------------------- synthetic curves
+
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticDataset(Dataset):
@@ -443,14 +515,22 @@ class SyntheticDataset(Dataset):
     noise: float = 0.0
 
 
-def _synthetic(x: np.ndarray, truth: Callable, noise: float, seed: int, source: str,
-               coefficients: Any = None) -> SyntheticDataset:
+def _synthetic(
+    x: np.ndarray, truth: Callable, noise: float, seed: int, source: str, coefficients: Any = None
+) -> SyntheticDataset:
     noise = check_real(noise, source, "noise", minimum=0.0)
     rng = np.random.default_rng(seed)
     y = truth(x) + noise * rng.standard_normal(x.shape[0])
-    return SyntheticDataset(X=x[:, None], y=y, feature_names=("x",), target_name="y", source=source,
-                            truth=truth, coefficients=None if coefficients is None else np.asarray(coefficients, float),
-                            noise=float(noise))
+    return SyntheticDataset(
+        X=x[:, None],
+        y=y,
+        feature_names=("x",),
+        target_name="y",
+        source=source,
+        truth=truth,
+        coefficients=None if coefficients is None else np.asarray(coefficients, float),
+        noise=float(noise),
+    )
 
 
 def _xs(n: int, x_range: tuple[float, float], seed: int, where: str) -> np.ndarray:
@@ -464,16 +544,18 @@ def _xs(n: int, x_range: tuple[float, float], seed: int, where: str) -> np.ndarr
     return np.sort(np.random.default_rng([seed, 1]).uniform(lo, hi, int(n)))
 
 
-def synthetic_line(n: int = 20, slope: float = 2.0, *, noise: float = 0.1, x_range=(0.0, 1.0),
-                   seed: int = 0) -> SyntheticDataset:
+def synthetic_line(
+    n: int = 20, slope: float = 2.0, *, noise: float = 0.1, x_range=(0.0, 1.0), seed: int = 0
+) -> SyntheticDataset:
     """Lecture 1.2's problem: `y = a x + noise` (a line through the origin), `a = slope`."""
     x = _xs(n, x_range, seed, "synthetic_line")
     slope = check_real(slope, "synthetic_line", "slope")
     return _synthetic(x, lambda x: slope * np.asarray(x), noise, seed, "synthetic_line", [slope])
 
 
-def synthetic_polynomial(n: int = 30, coefficients=(1.0, -2.0, 0.5, 1.0), *, noise: float = 0.1,
-                         x_range=(-1.0, 1.0), seed: int = 0) -> SyntheticDataset:
+def synthetic_polynomial(
+    n: int = 30, coefficients=(1.0, -2.0, 0.5, 1.0), *, noise: float = 0.1, x_range=(-1.0, 1.0), seed: int = 0
+) -> SyntheticDataset:
     """Lecture 1.3's problem: `y = θ0 + θ1 x + θ2 x² + θ3 x³ + noise` (coefficients in increasing order)."""
     if np.iscomplexobj(coefficients):
         raise TypeError("synthetic_polynomial: coefficients must be real numbers; got complex")
@@ -486,14 +568,16 @@ def synthetic_polynomial(n: int = 30, coefficients=(1.0, -2.0, 0.5, 1.0), *, noi
     if coef.ndim != 1 or coef.size == 0:
         raise ValueError(f"synthetic_polynomial: coefficients must be a non-empty 1-D sequence; got shape {coef.shape}")
     x = _xs(n, x_range, seed, "synthetic_polynomial")
-    return _synthetic(x, lambda x: np.polynomial.polynomial.polyval(np.asarray(x), coef), noise, seed,
-                      "synthetic_polynomial", coef)
+    return _synthetic(
+        x, lambda x: np.polynomial.polynomial.polyval(np.asarray(x), coef), noise, seed, "synthetic_polynomial", coef
+    )
 
 
 def synthetic_sine(n: int = 25, *, noise: float = 0.2, x_range=(0.0, 1.0), seed: int = 0) -> SyntheticDataset:
     """The classic curve-fitting demo: `y = sin(2πx) + noise` (for polynomial, RBF and Fourier features)."""
     x = _xs(n, x_range, seed, "synthetic_sine")
     return _synthetic(x, lambda x: np.sin(2 * np.pi * np.asarray(x)), noise, seed, "synthetic_sine")
+
 
 # NIST StRD nonlinear regression problems (implemented in mmljax.strd_nls)
 from .strd_nls import STRD_NLS_NAMES as STRD_NLS_NAMES  # noqa: E402

@@ -158,8 +158,10 @@ def _check_args(args: tuple, argnums: int | tuple[int, ...], where: str) -> None
         raise TypeError(f"{where}: call the derivative function with the point x to evaluate at")
     for i in nums:
         if i >= len(args):
-            raise ValueError(f"{where}: argnums={argnums!r} is out of range: only {len(args)} positional "
-                             f"argument(s) given (valid: 0 to {len(args) - 1})")
+            raise ValueError(
+                f"{where}: argnums={argnums!r} is out of range: only {len(args)} positional "
+                f"argument(s) given (valid: 0 to {len(args) - 1})"
+            )
         require_float_tree(args[i], where, "x" if i == 0 else f"argument {i}")
 
 
@@ -179,17 +181,17 @@ def jacobian_mode(f: Callable[..., Any], *args, argnums: int | tuple[int, ...] =
     if not args:
         raise TypeError("jacobian_mode: pass the arguments f is evaluated at")
     if max(nums) >= len(args):
-        raise ValueError(f"jacobian_mode: argnums={argnums!r} is out of range: only {len(args)} positional "
-                         f"argument(s) given (valid: 0 to {len(args) - 1})")
+        raise ValueError(
+            f"jacobian_mode: argnums={argnums!r} is out of range: only {len(args)} positional "
+            f"argument(s) given (valid: 0 to {len(args) - 1})"
+        )
     out = jax.eval_shape(f, *args, **kwargs)
     _require_array_out(out, "jacobian_mode")
     n_in = sum(_tree_size(args[i]) for i in nums)
     return "fwd" if n_in < _tree_size(out) else "rev"
 
 
-def jacobian(
-    f: Callable[..., Any], mode: Mode = "auto", argnums: int = 0
-) -> Callable[..., Any]:
+def jacobian(f: Callable[..., Any], mode: Mode = "auto", argnums: int = 0) -> Callable[..., Any]:
     """Jacobian in numerator layout: shape `out_shape + in_shape`.
 
     **Arguments:** `f` maps `x` of shape `in_shape` to shape `out_shape` (pytrees allowed, as in
@@ -266,8 +268,10 @@ def _require_scalar(f, args, kwargs, where: str) -> None:
     _require_array_out(out, where)
     if not hasattr(out, "shape") or jnp.shape(out) != ():
         shape = jnp.shape(out) if hasattr(out, "shape") else f"a {type(out).__name__}"
-        raise ValueError(f"{where}: f must return a scalar; it returned shape {shape} — use jacobian() or "
-                         "directional_derivative() for vector-valued functions")
+        raise ValueError(
+            f"{where}: f must return a scalar; it returned shape {shape} — use jacobian() or "
+            "directional_derivative() for vector-valued functions"
+        )
 
 
 def hvp(f: Callable[..., Array], x: Any, v: Any, *args, **kwargs) -> Any:

@@ -20,8 +20,7 @@ class DivergenceError(RuntimeError):
     (the last good iterate; NaN/-1 if even the start was bad), `params` (the last finite parameters).
     """
 
-    def __init__(self, message: str, *, step: int, last_finite_loss: float, last_finite_step: int,
-                 params: Any = None):
+    def __init__(self, message: str, *, step: int, last_finite_loss: float, last_finite_step: int, params: Any = None):
         super().__init__(message)
         self.step = step
         self.last_finite_loss = last_finite_loss

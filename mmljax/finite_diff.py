@@ -34,11 +34,25 @@ __all__ = [
 
 
 # Primitives that lower to LAPACK custom calls on CPU.
-_LINALG = frozenset({
-    "lu", "lu_pivots_to_permutation", "cholesky", "eigh", "eig", "qr", "geqrf", "geqp3",
-    "householder_product", "svd", "triangular_solve", "schur", "hessenberg", "tridiagonal",
-    "tridiagonal_solve",
-})
+_LINALG = frozenset(
+    {
+        "lu",
+        "lu_pivots_to_permutation",
+        "cholesky",
+        "eigh",
+        "eig",
+        "qr",
+        "geqrf",
+        "geqp3",
+        "householder_product",
+        "svd",
+        "triangular_solve",
+        "schur",
+        "hessenberg",
+        "tridiagonal",
+        "tridiagonal_solve",
+    }
+)
 
 
 def _primitives(jaxpr) -> set[str]:
@@ -72,8 +86,10 @@ def _point(x, where: str) -> Array:
     """A single floating array `x` (these references work on one array; flatten pytrees with `ravel_vec`)."""
     leaves = jax.tree_util.tree_leaves(x)
     if len(leaves) != 1 or leaves[0] is not x:
-        raise TypeError(f"{where}: x must be a single floating array; got a {type(x).__name__} — flatten a "
-                        "pytree with mmljax.ravel_vec first")
+        raise TypeError(
+            f"{where}: x must be a single floating array; got a {type(x).__name__} — flatten a "
+            "pytree with mmljax.ravel_vec first"
+        )
     require_float_tree(x, where)
     return jnp.asarray(x)
 
@@ -120,9 +136,9 @@ def fd_jacobian(
     x = _point(x, "fd_jacobian")
     h = central_step(x) if step is None else _step(step, x, "fd_jacobian")
     # Make the step exactly representable so that (x + h) - (x - h) == 2h.
-    h = ((x + h) - x)
+    h = (x + h) - x
     E = _basis(x) * h
-    cols = _map(lambda e: (f(x + e) - f(x - e)), E)  # (n,) + out_shape
+    cols = _map(lambda e: f(x + e) - f(x - e), E)  # (n,) + out_shape
     cols = cols / (2 * h.reshape((-1,) + (1,) * (cols.ndim - 1)))
     out_ndim = cols.ndim - 1
     J = jnp.moveaxis(cols, 0, -1)  # out_shape + (n,)
@@ -140,8 +156,10 @@ def fd_gradient(
     x = _point(x, "fd_gradient")
     out = jax.eval_shape(f, x)
     if getattr(out, "shape", None) != ():
-        raise ValueError(f"fd_gradient: f must return a scalar; it returned {getattr(out, 'shape', out)!r} — "
-                         "use fd_jacobian for vector-valued functions")
+        raise ValueError(
+            f"fd_gradient: f must return a scalar; it returned {getattr(out, 'shape', out)!r} — "
+            "use fd_jacobian for vector-valued functions"
+        )
     return fd_jacobian(f, x, step=step)
 
 
@@ -225,9 +243,7 @@ def taylor_steps(x: Float[Array, "*shape"], v: Real[ArrayLike, "*shape"], n_step
     return h0 / 2.0 ** jnp.arange(n_steps, dtype=x.dtype)
 
 
-def taylor_verdict(
-    steps, f0, fh, jv, eps: float, min_order: float = 1.8
-) -> TaylorResult:
+def taylor_verdict(steps, f0, fh, jv, eps: float, min_order: float = 1.8) -> TaylorResult:
     """Judge the remainders `||f(x + h v) − f(x) − h·jv||` at the given steps (numpy, float64).
 
     `fh` stacks `f(x + h_k v)` along axis 0. Points at the rounding floor (`64 eps |f|`) are
@@ -277,8 +293,10 @@ def taylor_test(
         raise ValueError(f"taylor_test: v must have the shape of x {x.shape}; got {v.shape}")
     out = jax.eval_shape(f, x)
     if jnp.shape(jv) != tuple(getattr(out, "shape", ())):
-        raise ValueError(f"taylor_test: jv must have the shape of f(x), {tuple(getattr(out, 'shape', ()))} (it is "
-                         f"J(x) v); got {jnp.shape(jv)}")
+        raise ValueError(
+            f"taylor_test: jv must have the shape of f(x), {tuple(getattr(out, 'shape', ()))} (it is "
+            f"J(x) v); got {jnp.shape(jv)}"
+        )
     steps = taylor_steps(x, v, n_steps)
     fh = _map(lambda h: f(x + h * v), steps)
     return taylor_verdict(steps, f(x), fh, jv, float(jnp.finfo(x.dtype).eps), min_order)

@@ -171,9 +171,7 @@ def gram(A: Float[ArrayLike, "n d"], *, block: int | None = None) -> Float[Array
     return jnp.triu(upper) + jnp.triu(upper, 1).T
 
 
-def per_example_jacobian(
-    f: Callable[..., Any], mode: str = "auto"
-) -> Callable[..., Any]:
+def per_example_jacobian(f: Callable[..., Any], mode: str = "auto") -> Callable[..., Any]:
     """Jacobian of a per-example function with respect to shared parameters, for a batch.
 
     **Arguments:** `f(params, *example)` maps parameters (a pytree) and one example (arrays
@@ -211,9 +209,7 @@ def per_example_jacobian(
     return per_example
 
 
-def gauss_newton_matrix(
-    f: Callable[..., Any], params: Any, *batch: Any, mode: str = "auto"
-) -> Float[Array, "P P"]:
+def gauss_newton_matrix(f: Callable[..., Any], params: Any, *batch: Any, mode: str = "auto") -> Float[Array, "P P"]:
     """Gauss-Newton matrix `JᵀJ` of a per-example residual function.
 
     **Arguments:** `f(params, *example)` returns the residual(s) of one example (shape
@@ -239,4 +235,3 @@ def _flops_gram(n: int, d: int, block: int | None = None) -> float:
     if b >= d:
         return 2.0 * n * d * d
     return float(sum(2.0 * n * (min(s + b, d) - s) * (d - s) for s in range(0, d, b)))
-

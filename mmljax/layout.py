@@ -50,8 +50,7 @@ def unvec(v: ArrayLike, shape: int | Sequence[int]) -> Array:
     shape = tuple(check_int(s, "unvec", "shape", minimum=0) for s in shape)
     if v.ndim != 1 or v.size != math.prod(shape):
         raise ValueError(
-            f"unvec: v must be 1-D with {math.prod(shape)} elements to fill shape {shape}; "
-            f"got shape {tuple(v.shape)}"
+            f"unvec: v must be 1-D with {math.prod(shape)} elements to fill shape {shape}; got shape {tuple(v.shape)}"
         )
     return jnp.reshape(v, shape, order="F")
 
@@ -84,18 +83,12 @@ def ravel_vec(tree: Any) -> tuple[Shaped[Array, " P"], Callable[[ArrayLike], Any
     dtypes = [leaf.dtype for leaf in leaves]
     sizes = [leaf.size for leaf in leaves]
     dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
-    flat = (
-        jnp.concatenate([vec(leaf).astype(dtype) for leaf in leaves])
-        if leaves
-        else jnp.zeros((0,), dtype)
-    )
+    flat = jnp.concatenate([vec(leaf).astype(dtype) for leaf in leaves]) if leaves else jnp.zeros((0,), dtype)
 
     def unravel(v: ArrayLike) -> Any:
         v = jnp.asarray(v)
         if v.shape != (sum(sizes),):
-            raise ValueError(
-                f"unravel: expected a vector of shape ({sum(sizes)},); got {tuple(v.shape)}"
-            )
+            raise ValueError(f"unravel: expected a vector of shape ({sum(sizes)},); got {tuple(v.shape)}")
         parts, start = [], 0
         for shape, size, dt in zip(shapes, sizes, dtypes):
             part = jnp.reshape(v[start : start + size], shape, order="F")

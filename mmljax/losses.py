@@ -62,12 +62,13 @@ def _pair(pred: Any, y: Any, where: str) -> tuple[Array, Array]:
         if (pred.ndim + 1 == y.ndim and y.shape[-1:] == (1,)) or (y.ndim + 1 == pred.ndim and pred.shape[-1:] == (1,)):
             hint = " — one has a trailing axis of length 1: use .ravel() or [:, None] so they match"
         raise ValueError(
-            f"{where}: predictions and targets must have the same shape; got pred {pred.shape} and "
-            f"y {y.shape}{hint}"
+            f"{where}: predictions and targets must have the same shape; got pred {pred.shape} and y {y.shape}{hint}"
         )
     for name, a in (("pred", pred), ("y", y)):
         if not jnp.issubdtype(a.dtype, jnp.floating):
-            raise TypeError(f"{where}: {name} must be a floating array; got dtype {a.dtype} — pass {name}.astype(float)")
+            raise TypeError(
+                f"{where}: {name} must be a floating array; got dtype {a.dtype} — pass {name}.astype(float)"
+            )
     return pred, y
 
 

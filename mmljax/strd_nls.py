@@ -18,7 +18,8 @@ import dataclasses
 import importlib.resources
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -35,17 +36,38 @@ __all__ = [
 _WHERE = "load_strd_nls"
 
 STRD_NLS_NAMES = (
-    "Misra1a", "Chwirut2", "Lanczos3", "Gauss1", "Gauss2", "DanWood", "Misra1b",
-    "Kirby2", "Hahn1", "Nelson", "Lanczos1", "Gauss3", "Misra1c", "Misra1d", "ENSO",
-    "MGH09", "Thurber", "Rat42", "MGH10", "Rat43",
+    "Misra1a",
+    "Chwirut2",
+    "Lanczos3",
+    "Gauss1",
+    "Gauss2",
+    "DanWood",
+    "Misra1b",
+    "Kirby2",
+    "Hahn1",
+    "Nelson",
+    "Lanczos1",
+    "Gauss3",
+    "Misra1c",
+    "Misra1d",
+    "ENSO",
+    "MGH09",
+    "Thurber",
+    "Rat42",
+    "MGH10",
+    "Rat43",
 )
 
 
 # ----------------------------------------------------------------------------------- hand-written models
 
+
 def _gauss(b, x):
-    return (b[0] * jnp.exp(-b[1] * x) + b[2] * jnp.exp(-((x - b[3]) ** 2) / b[4] ** 2)
-            + b[5] * jnp.exp(-((x - b[6]) ** 2) / b[7] ** 2))
+    return (
+        b[0] * jnp.exp(-b[1] * x)
+        + b[2] * jnp.exp(-((x - b[3]) ** 2) / b[4] ** 2)
+        + b[5] * jnp.exp(-((x - b[6]) ** 2) / b[7] ** 2)
+    )
 
 
 def _lanczos(b, x):
@@ -53,13 +75,20 @@ def _lanczos(b, x):
 
 
 def _cubic_ratio(b, x):
-    return (b[0] + b[1] * x + b[2] * x ** 2 + b[3] * x ** 3) / (1 + b[4] * x + b[5] * x ** 2 + b[6] * x ** 3)
+    return (b[0] + b[1] * x + b[2] * x**2 + b[3] * x**3) / (1 + b[4] * x + b[5] * x**2 + b[6] * x**3)
 
 
 def _enso(b, x):
     w = 2 * jnp.pi * x
-    return (b[0] + b[1] * jnp.cos(w / 12) + b[2] * jnp.sin(w / 12) + b[4] * jnp.cos(w / b[3])
-            + b[5] * jnp.sin(w / b[3]) + b[7] * jnp.cos(w / b[6]) + b[8] * jnp.sin(w / b[6]))
+    return (
+        b[0]
+        + b[1] * jnp.cos(w / 12)
+        + b[2] * jnp.sin(w / 12)
+        + b[4] * jnp.cos(w / b[3])
+        + b[5] * jnp.sin(w / b[3])
+        + b[7] * jnp.cos(w / b[6])
+        + b[8] * jnp.sin(w / b[6])
+    )
 
 
 MODELS: dict[str, Callable[[Any, Any], Any]] = {
@@ -70,7 +99,7 @@ MODELS: dict[str, Callable[[Any, Any], Any]] = {
     "Gauss2": _gauss,
     "DanWood": lambda b, x: b[0] * x ** b[1],
     "Misra1b": lambda b, x: b[0] * (1 - (1 + b[1] * x / 2) ** (-2)),
-    "Kirby2": lambda b, x: (b[0] + b[1] * x + b[2] * x ** 2) / (1 + b[3] * x + b[4] * x ** 2),
+    "Kirby2": lambda b, x: (b[0] + b[1] * x + b[2] * x**2) / (1 + b[3] * x + b[4] * x**2),
     "Hahn1": _cubic_ratio,
     "Nelson": lambda b, x: b[0] - b[1] * x[:, 0] * jnp.exp(-b[2] * x[:, 1]),
     "Lanczos1": _lanczos,
@@ -78,7 +107,7 @@ MODELS: dict[str, Callable[[Any, Any], Any]] = {
     "Misra1c": lambda b, x: b[0] * (1 - (1 + 2 * b[1] * x) ** (-0.5)),
     "Misra1d": lambda b, x: b[0] * b[1] * x * (1 + b[1] * x) ** (-1),
     "ENSO": _enso,
-    "MGH09": lambda b, x: b[0] * (x ** 2 + x * b[1]) / (x ** 2 + x * b[2] + b[3]),
+    "MGH09": lambda b, x: b[0] * (x**2 + x * b[1]) / (x**2 + x * b[2] + b[3]),
     "Thurber": _cubic_ratio,
     "Rat42": lambda b, x: b[0] / (1 + jnp.exp(b[1] - b[2] * x)),
     "MGH10": lambda b, x: b[0] * jnp.exp(b[1] / (x + b[2])),
@@ -87,6 +116,7 @@ MODELS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 # ------------------------------------------------------------------------------------------- the problem
+
 
 @dataclasses.dataclass(frozen=True)
 class StrdNonlinearProblem:
@@ -143,11 +173,17 @@ class StrdNonlinearProblem:
         (minimum) and residual SD; `None` where the result lacks the field."""
         out = {"params": float(np.min(nls_log_relative_error(_flat(result.params), self.certified_params, cap)))}
         se = getattr(result, "standard_errors", None)
-        out["standard_errors"] = None if se is None else float(
-            np.min(nls_log_relative_error(_flat(se), self.certified_standard_errors, cap)))
+        out["standard_errors"] = (
+            None
+            if se is None
+            else float(np.min(nls_log_relative_error(_flat(se), self.certified_standard_errors, cap)))
+        )
         sd = getattr(result, "residual_sd", None)
-        out["residual_sd"] = None if sd is None else float(
-            nls_log_relative_error(np.asarray(sd, dtype=np.float64), self.certified_residual_sd, cap))
+        out["residual_sd"] = (
+            None
+            if sd is None
+            else float(nls_log_relative_error(np.asarray(sd, dtype=np.float64), self.certified_residual_sd, cap))
+        )
         return out
 
 
@@ -168,10 +204,14 @@ def nls_log_relative_error(estimate: Any, certified: Any, cap: float = 11.0) -> 
 
 # -------------------------------------------------------------------------------------- the safe parser
 
-_FUNCTIONS = {"exp": jnp.exp, "log": jnp.log, "cos": jnp.cos, "sin": jnp.sin, "arctan": jnp.arctan,
-              "sqrt": jnp.sqrt}
-_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
+_FUNCTIONS = {"exp": jnp.exp, "log": jnp.log, "cos": jnp.cos, "sin": jnp.sin, "arctan": jnp.arctan, "sqrt": jnp.sqrt}
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
 _UNARY = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 
 
@@ -202,11 +242,17 @@ def parse_model(formula: str, n_params: int, n_predictors: int = 1, source: str 
                 raise ValueError(f"{source}: operator {type(node.op).__name__} is not allowed in a model formula")
             check(node.operand)
         elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS or node.keywords \
-                    or len(node.args) != 1:
+            if (
+                not isinstance(node.func, ast.Name)
+                or node.func.id not in _FUNCTIONS
+                or node.keywords
+                or len(node.args) != 1
+            ):
                 name = node.func.id if isinstance(node.func, ast.Name) else ast.dump(node.func)
-                raise ValueError(f"{source}: function {name!r} is not allowed in a model formula "
-                                 f"(allowed: {', '.join(_FUNCTIONS)}, one argument each)")
+                raise ValueError(
+                    f"{source}: function {name!r} is not allowed in a model formula "
+                    f"(allowed: {', '.join(_FUNCTIONS)}, one argument each)"
+                )
             check(node.args[0])
         elif isinstance(node, ast.Name):
             _symbol(node.id)
@@ -227,8 +273,11 @@ def parse_model(formula: str, n_params: int, n_predictors: int = 1, source: str 
         m = re.fullmatch(r"x(\d+)", name)
         if m and 1 <= int(m.group(1)) <= n_predictors:
             return ("x", int(m.group(1)) - 1)
-        raise ValueError(f"{source}: unknown name {name!r} in the model formula (expected b1..b{n_params}, "
-                         + ("x" if n_predictors == 1 else f"x1..x{n_predictors}") + ", pi or a function)")
+        raise ValueError(
+            f"{source}: unknown name {name!r} in the model formula (expected b1..b{n_params}, "
+            + ("x" if n_predictors == 1 else f"x1..x{n_predictors}")
+            + ", pi or a function)"
+        )
 
     check(tree)
 
@@ -317,7 +366,7 @@ def parse_strd_nls(text: str, source: str = "<strd-nls>") -> StrdNonlinearProble
         raise err(None, "no parameter table ('b1 = start1 start2 certified std.dev') found")
     keys = sorted(params)
     if keys != list(range(1, len(keys) + 1)):
-        raise err(table_line, f"parameters must be b1..b{len(keys)}; got {', '.join('b%d' % k for k in keys)}")
+        raise err(table_line, f"parameters must be b1..b{len(keys)}; got {', '.join(f'b{k}' for k in keys)}")
 
     def stat(label: str, integer: bool = False):
         for i, ln in enumerate(lines):
@@ -352,8 +401,10 @@ def parse_strd_nls(text: str, source: str = "<strd-nls>") -> StrdNonlinearProble
             raise err(i + 1, f"{len(toks)} value(s) in a data row, expected {len(columns)} ({' '.join(columns)})")
         rows.append([_float(t) for t in toks])
     if len(rows) != nobs:
-        raise err(len(lines), f"the file is truncated or malformed: {len(rows)} data row(s), the header says "
-                              f"{nobs} observations")
+        raise err(
+            len(lines),
+            f"the file is truncated or malformed: {len(rows)} data row(s), the header says {nobs} observations",
+        )
     data = np.asarray(rows, dtype=np.float64)
     y_raw = data[:, 0]
     x = data[:, 1] if data.shape[1] == 2 else data[:, 1:]
@@ -368,11 +419,24 @@ def parse_strd_nls(text: str, source: str = "<strd-nls>") -> StrdNonlinearProble
     diff = re.search(r"(Lower|Average|Higher) Level of Difficulty", text)
     table = np.asarray([params[k] for k in keys], dtype=np.float64)
     return StrdNonlinearProblem(
-        name=name, x=x, y=y, y_raw=y_raw, start1=table[:, 0].copy(), start2=table[:, 1].copy(),
-        certified_params=table[:, 2].copy(), certified_standard_errors=table[:, 3].copy(),
-        certified_rss=float(rss), certified_residual_sd=float(sd), dof=int(dof), n_observations=int(nobs),
-        model=model, formula=formula, response=response, difficulty=diff.group(1).lower() if diff else "",
-        source=source)
+        name=name,
+        x=x,
+        y=y,
+        y_raw=y_raw,
+        start1=table[:, 0].copy(),
+        start2=table[:, 1].copy(),
+        certified_params=table[:, 2].copy(),
+        certified_standard_errors=table[:, 3].copy(),
+        certified_rss=float(rss),
+        certified_residual_sd=float(sd),
+        dof=int(dof),
+        n_observations=int(nobs),
+        model=model,
+        formula=formula,
+        response=response,
+        difficulty=diff.group(1).lower() if diff else "",
+        source=source,
+    )
 
 
 def load_strd_nls(name_or_path: str | os.PathLike) -> StrdNonlinearProblem:
@@ -403,4 +467,3 @@ def load_strd_nls(name_or_path: str | os.PathLike) -> StrdNonlinearProblem:
         line = raw[: e.start].count(b"\n") + 1
         raise ValueError(f"{_WHERE}: {key}: line {line}: not ASCII text; is this a NIST StRD file?") from None
     return parse_strd_nls(text, source=key)
-

@@ -9,7 +9,8 @@ errors are raised before any numerical work.
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

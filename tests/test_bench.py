@@ -35,7 +35,9 @@ def ls_data(rng):
 
 def ls_point(ls_data, extra=(), hand_jit=True):
     return Point(
-        sizes={"N": 40, "D": 3}, args=ls_data, label="tiny",
+        sizes={"N": 40, "D": 3},
+        args=ls_data,
+        label="tiny",
         variants=[
             Variant("hand", lambda P, y, t: -((y - P @ t) @ P), "hand", jit=hand_jit),
             Variant("jax.grad", lambda P, y, t: jax.grad(loss)(t, P, y), "autodiff"),
@@ -51,7 +53,7 @@ def test_timing_samples_interleaved_and_long_enough():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     out = time_interleaved(fns, FAST)
-    for name, t in out.items():
+    for _name, t in out.items():
         assert len(t.samples_s) == 5
         # Every sample lasted ≥ min_sample_s: its per-call time × its calls.
         assert all(s * c >= FAST.min_sample_s * 0.999 for s, c in zip(t.samples_s, t.calls))
@@ -61,7 +63,7 @@ def test_timing_samples_interleaved_and_long_enough():
     # After calibration the samples alternate: a's sample i, then b's sample i, then a's i + 1 ...
     ca, cb = out["a"].calls, out["b"].calls
     expected = [x for i in range(5) for x in ["a"] * ca[i] + ["b"] * cb[i]]
-    assert calls[-len(expected):] == expected
+    assert calls[-len(expected) :] == expected
 
 
 def test_timing_config_demands_five_samples():
@@ -75,8 +77,11 @@ def test_timing_config_demands_five_samples():
 
 
 def test_correct_variants_are_timed_with_compile_and_memory_separate(ls_data):
-    res = run_point(ls_point(ls_data, [Variant("mmljax.gradient", lambda P, y, t: mj.gradient(loss)(t, P, y),
-                                                "mmljax")]), Settings(), FAST)
+    res = run_point(
+        ls_point(ls_data, [Variant("mmljax.gradient", lambda P, y, t: mj.gradient(loss)(t, P, y), "mmljax")]),
+        Settings(),
+        FAST,
+    )
     by = {v.name: v for v in res.variants}
     assert [v.status for v in res.variants] == ["ok", "ok", "ok"]
     for v in res.variants:
@@ -92,8 +97,10 @@ def test_correct_variants_are_timed_with_compile_and_memory_separate(ls_data):
 
 
 def test_wrong_variant_is_rejected_and_not_timed(ls_data):
-    wrong = [Variant("sign slip Φᵀ(y − Φθ)", lambda P, y, t: (y - P @ t) @ P, "autodiff"),
-             Variant("transposed shape", lambda P, y, t: jnp.outer(P[0], t), "autodiff")]
+    wrong = [
+        Variant("sign slip Φᵀ(y − Φθ)", lambda P, y, t: (y - P @ t) @ P, "autodiff"),
+        Variant("transposed shape", lambda P, y, t: jnp.outer(P[0], t), "autodiff"),
+    ]
     res = run_point(ls_point(ls_data, wrong), Settings(), FAST)
     by = {v.name: v for v in res.variants}
     assert by["jax.grad"].status == "ok"
@@ -106,11 +113,15 @@ def test_wrong_variant_is_rejected_and_not_timed(ls_data):
 
 def test_silent_float64_promotion_is_rejected(rng):
     Phi = rng.standard_normal((30, 2)).astype(np.float32)
-    pt = Point(sizes={"N": 30}, args=(Phi,), variants=[
-        Variant("hand", lambda P: P.T @ P, "hand"),
-        Variant("promoted", lambda P: (P.astype(jnp.float64).T @ P.astype(jnp.float64)), "autodiff"),
-        Variant("gram", lambda P: mj.gram(P), "kernel"),
-    ])
+    pt = Point(
+        sizes={"N": 30},
+        args=(Phi,),
+        variants=[
+            Variant("hand", lambda P: P.T @ P, "hand"),
+            Variant("promoted", lambda P: P.astype(jnp.float64).T @ P.astype(jnp.float64), "autodiff"),
+            Variant("gram", lambda P: mj.gram(P), "kernel"),
+        ],
+    )
     res = run_point(pt, Settings(dtype="float32"), FAST)
     by = {v.name: v for v in res.variants}
     assert by["promoted"].status == "rejected" and "float64" in by["promoted"].message
@@ -131,9 +142,14 @@ def test_without_a_hand_reference_nothing_is_run(ls_data):
     def boom(P, y, t):
         raise ValueError("hand broke")
 
-    pt = Point(sizes={"N": 40}, args=ls_data, variants=[Variant("hand", boom, "hand"),
-                                                         Variant("jax.grad", lambda P, y, t: jax.grad(loss)(t, P, y),
-                                                                 "autodiff")])
+    pt = Point(
+        sizes={"N": 40},
+        args=ls_data,
+        variants=[
+            Variant("hand", boom, "hand"),
+            Variant("jax.grad", lambda P, y, t: jax.grad(loss)(t, P, y), "autodiff"),
+        ],
+    )
     res = run_point(pt, Settings(), FAST)
     assert [v.status for v in res.variants] == ["error", "error"]
     assert "hand formula failed" in res.variants[1].message
@@ -206,19 +222,42 @@ def test_tiny_sweep_of_a_real_case_checks_every_variant():
 
 def _fake_run(ratio_mj=1.05, program_same=False):
     def vr(name, role, median, program=None):
-        return VariantResult(name=name, role=role, status="ok", median_s=median, min_s=median, spread=0.01,
-                             samples_s=(median,) * 5, number=3, compile_s=0.1, warmup_s=median, rel_err=0.0,
-                             memory={"temp_bytes": 10, "output_bytes": 8, "argument_bytes": 24},
-                             ratio_to_hand=median / 1e-3, program=program)
+        return VariantResult(
+            name=name,
+            role=role,
+            status="ok",
+            median_s=median,
+            min_s=median,
+            spread=0.01,
+            samples_s=(median,) * 5,
+            number=3,
+            compile_s=0.1,
+            warmup_s=median,
+            rel_err=0.0,
+            memory={"temp_bytes": 10, "output_bytes": 8, "argument_bytes": 24},
+            ratio_to_hand=median / 1e-3,
+            program=program,
+        )
 
     from mmljax.bench.cases import least_squares as LS
 
-    pts = [PointResult(sizes={"N": 10**6, "D": 100}, label="N=1e+06 D=100", bound="memory", flops=4e8, bytes=1.6e9,
-                       note="", variants=[vr(LS.HAND_GRAD, "hand", 1e-3, "h"),
-                                          vr(LS.JAX_GRAD, "autodiff", 1e-3, "g"),
-                                          vr(LS.MJ_GRAD, "mmljax", ratio_mj * 1e-3, "h" if program_same else "m"),
-                                          vr(LS.KERNEL_GRAD, "kernel", 0.6e-3, "k"),
-                                          vr(LS.READ_ONCE, "bound", 0.5e-3, "r")])]
+    pts = [
+        PointResult(
+            sizes={"N": 10**6, "D": 100},
+            label="N=1e+06 D=100",
+            bound="memory",
+            flops=4e8,
+            bytes=1.6e9,
+            note="",
+            variants=[
+                vr(LS.HAND_GRAD, "hand", 1e-3, "h"),
+                vr(LS.JAX_GRAD, "autodiff", 1e-3, "g"),
+                vr(LS.MJ_GRAD, "mmljax", ratio_mj * 1e-3, "h" if program_same else "m"),
+                vr(LS.KERNEL_GRAD, "kernel", 0.6e-3, "k"),
+                vr(LS.READ_ONCE, "bound", 0.5e-3, "r"),
+            ],
+        )
+    ]
     case = CaseResult("ls-gradient", 1, "t", "d", "N", ("D",), points=pts)
     limits = Limits(100, {"numpy_float64": 30.0, "jax_float64": 28.0}, 2**20, {"numpy_read": 15.0, "jax_read": 12.0})
     run = BenchRun(Settings(), FAST, {**machine_info(), "platform": "cpu"}, limits, [case], command="mmljax bench")
@@ -249,8 +288,23 @@ def test_json_and_markdown_schema(tmp_path):
     assert doc["settings"]["dtype"] == "float64" and doc["timing"]["samples"] == 5
     assert doc["limits"]["matmul_gflops"]["numpy_float64"] == 30.0
     v = doc["cases"][0]["points"][0]["variants"][2]
-    assert {"name", "role", "status", "median_s", "min_s", "spread", "samples_s", "number", "compile_s", "warmup_s",
-            "memory", "ratio_to_hand", "rel_err", "pct_peak", "program"} <= set(v)
+    assert {
+        "name",
+        "role",
+        "status",
+        "median_s",
+        "min_s",
+        "spread",
+        "samples_s",
+        "number",
+        "compile_s",
+        "warmup_s",
+        "memory",
+        "ratio_to_hand",
+        "rel_err",
+        "pct_peak",
+        "program",
+    } <= set(v)
     assert {t["name"] for t in doc["targets"]} >= {"gradient ≤ 1.10× hand"}
     md = report.write_markdown(run, tmp_path / "r.md").read_text()
     assert "### Case 1: `ls-gradient`" in md and "| size | variant | median |" in md
@@ -272,11 +326,14 @@ def test_machine_limits_are_measured():
 # ------------------------------------------------------------------------------------------ CLI
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["bench", "--case", "nope"], "choose from"),
-    (["bench", "--tiny", "--samples", "3"], "at least 5"),
-    (["bench", "--tiny", "--min-sample-s", "0"], "positive"),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["bench", "--case", "nope"], "choose from"),
+        (["bench", "--tiny", "--samples", "3"], "at least 5"),
+        (["bench", "--tiny", "--min-sample-s", "0"], "positive"),
+    ],
+)
 def test_cli_usage_errors(argv, words, capsys):
     assert main(argv) == 2
     assert words in capsys.readouterr().err
@@ -289,8 +346,21 @@ def test_cli_list(capsys):
 
 
 def test_cli_writes_json_markdown_and_plots(tmp_path, capsys):
-    argv = ["bench", "--tiny", "--case", "vec-kron", "--no-machine", "--min-sample-s", "0.002",
-            "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"), "--plot", str(tmp_path / "p")]
+    argv = [
+        "bench",
+        "--tiny",
+        "--case",
+        "vec-kron",
+        "--no-machine",
+        "--min-sample-s",
+        "0.002",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--markdown",
+        str(tmp_path / "b.md"),
+        "--plot",
+        str(tmp_path / "p"),
+    ]
     assert main(argv) == 0
     doc = json.loads((tmp_path / "b.json").read_text())
     assert [c["name"] for c in doc["cases"]] == ["vec-kron"]
@@ -309,8 +379,13 @@ def test_every_case_at_tiny_sizes_through_the_cli(tmp_path):
         assert main(["bench", "--tiny", "--dtype", dtype, "--min-sample-s", "0.001", "--json", str(path)]) == 0
         doc = json.loads(path.read_text())
         assert {c["status"] for c in doc["cases"]} == {"ok"}
-        bad = [(c["name"], v["name"], v["status"], v["message"]) for c in doc["cases"] for p in c["points"]
-               for v in p["variants"] if v["status"] not in ("ok", "skipped")]
+        bad = [
+            (c["name"], v["name"], v["status"], v["message"])
+            for c in doc["cases"]
+            for p in c["points"]
+            for v in p["variants"]
+            if v["status"] not in ("ok", "skipped")
+        ]
         assert not bad
 
 
@@ -322,14 +397,33 @@ def test_gpu_check_script_is_valid_and_complete():
     assert script.stat().st_mode & 0o111, "gpu_check.sh must be executable"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
-    for needed in ("--no-deps --no-build-isolation -e .", "PYTHONPATH", "-m pytest", "mmljax bench --quick",
-                   "for dtype in float32 float64", "MMLJAX_GPU_OUT", "--json", "--markdown"):
+    for needed in (
+        "--no-deps --no-build-isolation -e .",
+        "PYTHONPATH",
+        "-m pytest",
+        "mmljax bench --quick",
+        "for dtype in float32 float64",
+        "MMLJAX_GPU_OUT",
+        "--json",
+        "--markdown",
+    ):
         assert needed in text, needed
 
 
 def test_only_selects_points_by_size(capsys, tmp_path):
-    argv = ["bench", "--tiny", "--case", "matrix-grad", "--only", "n=9", "--no-machine", "--min-sample-s", "0.001",
-            "--json", str(tmp_path / "o.json")]
+    argv = [
+        "bench",
+        "--tiny",
+        "--case",
+        "matrix-grad",
+        "--only",
+        "n=9",
+        "--no-machine",
+        "--min-sample-s",
+        "0.001",
+        "--json",
+        str(tmp_path / "o.json"),
+    ]
     assert main(argv) == 0
     doc = json.loads((tmp_path / "o.json").read_text())
     assert [p["sizes"] for p in doc["cases"][0]["points"]] == [{"n": 9}]

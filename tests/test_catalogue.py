@@ -52,16 +52,69 @@ def test_catalogue_size_and_metadata():
 def test_issue_checklist_is_covered():
     """The identities the issue names are in the table (by a fragment of their name)."""
     wanted = [
-        "xⁿ", "sin x", "cos x", "tanh x", "exp x", "log x", "σ(x)", "softplus", "sum rule", "product rule",
-        "quotient rule", "chain rule (g ∘ f)", "dL/da", "d²L/da²", "minimiser a = Σ x_n y_n",
-        "directional derivative", "steepest ascent", "θᵀφ(x)", "f: R^N → R^M", "2 sin t (cos t − 1)",
-        "d(Ax)/dx = A", "d ½||y − Ax||²", "vᵀ H v", "A sin x", "de/dc", "dc/dx", "normal equations",
-        "σ(Ax + b) w.r.t. x", "σ(Ax + b) w.r.t. b", "rank-3 tensor", "w.r.t. vec A", "deep composition",
-        "2(Ax − y)xᵀ", "d/dA xᵀAx = xxᵀ", "xᵀA(θ)x", "dF[p, q, m, n]", "(PQ x MN)",
-        "∂det X/∂X", "∂ln|det X|", "∂det(XᵀAX)", "−(X⁻ᵀ ⊗ X⁻¹)", "∂aᵀX⁻¹b", "∂tr(AX⁻¹B)", "∂aᵀXb/∂X",
-        "∂xᵀBx/∂x", "(x − As)ᵀW(x − As)", "bᵀXᵀXc", "cubic form", "∂tr(AX)", "∂tr(XᵀA)", "∂tr(AXB)",
-        "∂tr(XᵀBX)", "∂tr(X²)", "∂tr(XᵀBXC)", "∂tr(Xᵏ)", "||x||₂²", "||X||_F²", "||x − a||₂",
-        "Bᵀ ⊗ A", "commutation", "Hessian of xᵀBx", "2AᵀA", "Hessian of ln|det X|",
+        "xⁿ",
+        "sin x",
+        "cos x",
+        "tanh x",
+        "exp x",
+        "log x",
+        "σ(x)",
+        "softplus",
+        "sum rule",
+        "product rule",
+        "quotient rule",
+        "chain rule (g ∘ f)",
+        "dL/da",
+        "d²L/da²",
+        "minimiser a = Σ x_n y_n",
+        "directional derivative",
+        "steepest ascent",
+        "θᵀφ(x)",
+        "f: R^N → R^M",
+        "2 sin t (cos t − 1)",
+        "d(Ax)/dx = A",
+        "d ½||y − Ax||²",
+        "vᵀ H v",
+        "A sin x",
+        "de/dc",
+        "dc/dx",
+        "normal equations",
+        "σ(Ax + b) w.r.t. x",
+        "σ(Ax + b) w.r.t. b",
+        "rank-3 tensor",
+        "w.r.t. vec A",
+        "deep composition",
+        "2(Ax − y)xᵀ",
+        "d/dA xᵀAx = xxᵀ",
+        "xᵀA(θ)x",
+        "dF[p, q, m, n]",
+        "(PQ x MN)",
+        "∂det X/∂X",
+        "∂ln|det X|",
+        "∂det(XᵀAX)",
+        "−(X⁻ᵀ ⊗ X⁻¹)",
+        "∂aᵀX⁻¹b",
+        "∂tr(AX⁻¹B)",
+        "∂aᵀXb/∂X",
+        "∂xᵀBx/∂x",
+        "(x − As)ᵀW(x − As)",
+        "bᵀXᵀXc",
+        "cubic form",
+        "∂tr(AX)",
+        "∂tr(XᵀA)",
+        "∂tr(AXB)",
+        "∂tr(XᵀBX)",
+        "∂tr(X²)",
+        "∂tr(XᵀBXC)",
+        "∂tr(Xᵏ)",
+        "||x||₂²",
+        "||X||_F²",
+        "||x − a||₂",
+        "Bᵀ ⊗ A",
+        "commutation",
+        "Hessian of xᵀBx",
+        "2AᵀA",
+        "Hessian of ln|det X|",
     ]
     names = [r.name for r in MINE]
     missing = [w for w in wanted if not any(w in n for n in names)]
@@ -69,6 +122,7 @@ def test_issue_checklist_is_covered():
 
 
 # ---- wrong rows are rejected, and the message names the entry -----------------------------------
+
 
 def _rect_ab(rng, n):
     return rng.standard_normal((n, n + 1)), (rng.standard_normal(n), rng.standard_normal(n + 1))
@@ -88,26 +142,61 @@ def _xB(rng, n):
 
 WRONG = [
     # transposed abᵀ: X non-square, so the shape is wrong and the checker says it looks transposed
-    (Identity(name="wrong: ∂aᵀXb/∂X = baᵀ (transposed, rectangular X)", source="test",
-              f=lambda X, a, b: a @ X @ b, derivative=lambda X, a, b: jnp.outer(b, a), sample=_rect_ab),
-     None),
+    (
+        Identity(
+            name="wrong: ∂aᵀXb/∂X = baᵀ (transposed, rectangular X)",
+            source="test",
+            f=lambda X, a, b: a @ X @ b,
+            derivative=lambda X, a, b: jnp.outer(b, a),
+            sample=_rect_ab,
+        ),
+        None,
+    ),
     # transposed abᵀ on a square X: the shapes agree, the values do not
-    (Identity(name="wrong: ∂aᵀXb/∂X = baᵀ (transposed, square X)", source="test",
-              f=lambda X, a, b: a @ X @ b, derivative=lambda X, a, b: jnp.outer(b, a), sample=_square_ab),
-     ("jacfwd", "jacrev", "finite_diff", "Taylor")),
+    (
+        Identity(
+            name="wrong: ∂aᵀXb/∂X = baᵀ (transposed, square X)",
+            source="test",
+            f=lambda X, a, b: a @ X @ b,
+            derivative=lambda X, a, b: jnp.outer(b, a),
+            sample=_square_ab,
+        ),
+        ("jacfwd", "jacrev", "finite_diff", "Taylor"),
+    ),
     # a sign flip
-    (Identity(name="wrong: d ½||y − Ax||²/dx = +(y − Ax)ᵀA (sign flip)", source="test",
-              f=lambda x, A, y: 0.5 * jnp.sum((y - A @ x) ** 2), derivative=lambda x, A, y: (y - A @ x) @ A,
-              sample=_Ax),
-     ("jacfwd", "jacrev", "finite_diff", "Taylor")),
+    (
+        Identity(
+            name="wrong: d ½||y − Ax||²/dx = +(y − Ax)ᵀA (sign flip)",
+            source="test",
+            f=lambda x, A, y: 0.5 * jnp.sum((y - A @ x) ** 2),
+            derivative=lambda x, A, y: (y - A @ x) @ A,
+            sample=_Ax,
+        ),
+        ("jacfwd", "jacrev", "finite_diff", "Taylor"),
+    ),
     # a missing symmetrisation: 2Bx is right only for symmetric B
-    (Identity(name="wrong: ∂xᵀBx/∂x = 2Bx for non-symmetric B (missing symmetrisation)", source="test",
-              f=lambda x, B: x @ B @ x, derivative=lambda x, B: 2 * B @ x, sample=_xB),
-     ("jacfwd", "jacrev", "finite_diff", "Taylor")),
+    (
+        Identity(
+            name="wrong: ∂xᵀBx/∂x = 2Bx for non-symmetric B (missing symmetrisation)",
+            source="test",
+            f=lambda x, B: x @ B @ x,
+            derivative=lambda x, B: 2 * B @ x,
+            sample=_xB,
+        ),
+        ("jacfwd", "jacrev", "finite_diff", "Taylor"),
+    ),
     # a missing symmetrisation in a Hessian
-    (Identity(name="wrong: Hessian of xᵀBx = 2B (missing symmetrisation)", source="test",
-              f=lambda x, B: x @ B @ x, derivative=lambda x, B: 2 * B, order=2, sample=_xB),
-     ("jacfwd", "jacrev", "finite_diff", "Taylor")),
+    (
+        Identity(
+            name="wrong: Hessian of xᵀBx = 2B (missing symmetrisation)",
+            source="test",
+            f=lambda x, B: x @ B @ x,
+            derivative=lambda x, B: 2 * B,
+            order=2,
+            sample=_xB,
+        ),
+        ("jacfwd", "jacrev", "finite_diff", "Taylor"),
+    ),
 ]
 
 
@@ -141,9 +230,15 @@ def test_wrong_minimiser_is_known_wrong_when_expected_and_a_failure_otherwise():
 
 
 def test_expected_failure_that_passes_is_reported():
-    row = Identity(name="correct but marked wrong", source="test", f=lambda x: jnp.sin(x),
-                   derivative=lambda x: jnp.cos(x), sample=lambda rng, n: (rng.standard_normal(), ()),
-                   sizes=(1,), expect_fail=True)
+    row = Identity(
+        name="correct but marked wrong",
+        source="test",
+        f=lambda x: jnp.sin(x),
+        derivative=lambda x: jnp.cos(x),
+        sample=lambda rng, n: (rng.standard_normal(), ()),
+        sizes=(1,),
+        expect_fail=True,
+    )
     rep = run_identity(row, draws=1)
     assert rep.status == "unexpected pass" and not rep.passed
     assert "marked expect_fail" in rep.message
@@ -153,16 +248,28 @@ def test_a_row_whose_code_raises_is_an_error_not_a_crash():
     def bad_f(x):
         raise ZeroDivisionError("boom")
 
-    row = Identity(name="row with a bug", source="test", f=bad_f, derivative=lambda x: x,
-                   sample=lambda rng, n: (rng.standard_normal(n), ()), sizes=(2,))
+    row = Identity(
+        name="row with a bug",
+        source="test",
+        f=bad_f,
+        derivative=lambda x: x,
+        sample=lambda rng, n: (rng.standard_normal(n), ()),
+        sizes=(2,),
+    )
     rep = run_identity(row, draws=1)
     assert rep.status == "error" and not rep.passed
     assert "row with a bug" in rep.message and "boom" in rep.message
 
 
 def test_sampler_must_return_x_and_args():
-    row = Identity(name="sampler without args", source="test", f=jnp.sin, derivative=jnp.cos,
-                   sample=lambda rng, n: rng.standard_normal(n), sizes=(2,))
+    row = Identity(
+        name="sampler without args",
+        source="test",
+        f=jnp.sin,
+        derivative=jnp.cos,
+        sample=lambda rng, n: rng.standard_normal(n),
+        sizes=(2,),
+    )
     rep = run_identity(row, draws=1)
     assert rep.status == "error" and "(x, args)" in rep.message
 
@@ -183,6 +290,7 @@ def test_identity_validation():
 
 # ---- runner, registry, selection ----------------------------------------------------------------
 
+
 def test_report_fields_and_json_dict():
     row = next(r for r in matrix.IDENTITIES if r.name.startswith("∂det X/∂X"))
     rep = run_identity(row, sizes=(2, 3), draws=2, seed=3)
@@ -193,8 +301,9 @@ def test_report_fields_and_json_dict():
     assert rep.taylor_order >= 1.8 and rep.seconds > 0
     d = rep.to_dict()
     assert d["status"] == "pass" and d["passed"] is True and d["shapes"] == [[2, 2], [2, 2], [3, 3], [3, 3]]
-    mini = run_identity(next(r for r in lectures.IDENTITIES if r.name.startswith("normal equations")),
-                        sizes=(10,), draws=1)
+    mini = run_identity(
+        next(r for r in lectures.IDENTITIES if r.name.startswith("normal equations")), sizes=(10,), draws=1
+    )
     assert mini.kind == "minimiser" and set(mini.witnesses) == {"newton_step", "min_eigenvalue"}
     assert mini.witnesses["newton_step"] <= 1e-8 and mini.witnesses["min_eigenvalue"] > 0
     assert mini.to_dict()["finite_diff_rel"] is None
@@ -231,9 +340,15 @@ def test_samplers_respect_their_domains():
 
 def test_register_select_and_run(monkeypatch):
     monkeypatch.setattr(catalogue, "_REGISTERED", [])
-    row = Identity(name="user: d/dx x⁴ = 4x³", source="my notes", domain="mine",
-                   f=lambda x: jnp.sum(x**4), derivative=lambda x: 4 * x**3,
-                   sample=lambda rng, n: (rng.standard_normal(n), ()), sizes=(3,))
+    row = Identity(
+        name="user: d/dx x⁴ = 4x³",
+        source="my notes",
+        domain="mine",
+        f=lambda x: jnp.sum(x**4),
+        derivative=lambda x: 4 * x**3,
+        sample=lambda rng, n: (rng.standard_normal(n), ()),
+        sizes=(3,),
+    )
     catalogue.register(row)
     with pytest.raises(ValueError, match="already exists"):
         catalogue.register(row)
@@ -308,7 +423,13 @@ def test_a_row_may_differentiate_a_pytree_of_parameters():
 
     good = run_identity(Identity(name="tree", source="test", f=f, derivative=d, sample=sample), draws=1)
     assert good.status == "pass" and good.shapes == [(6,), (12,)], good.message
-    wrong = Identity(name="tree, b doubled", source="test", f=f, sample=sample, expect_fail=True,
-                     derivative=lambda p, v: {**d(p, v), "b": 2 * d(p, v)["b"]})
+    wrong = Identity(
+        name="tree, b doubled",
+        source="test",
+        f=f,
+        sample=sample,
+        expect_fail=True,
+        derivative=lambda p, v: {**d(p, v), "b": 2 * d(p, v)["b"]},
+    )
     report = run_identity(wrong, draws=1)
     assert report.status == "known wrong" and "x['b'][" in report.message

@@ -50,11 +50,15 @@ def one_layer(A, b, x):
         x=(mj.chain(dsig_dz, A, names=("dσ/dz", "dz/dx")), jax.jacfwd(lambda x: layer(A, b, x))(x)),
         b=(mj.chain(dsig_dz, jnp.eye(h)), jax.jacrev(lambda b: layer(A, b, x))(b)),
         A_tensor=(jnp.tensordot(dsig_dz, dz_dA, axes=1), jax.jacrev(lambda A: layer(A, b, x))(A)),
-        A_vec=(mj.chain(dsig_dz, dz_dvecA, names=("dσ/dz", "dz/dvec A")),
-               mj.jacobian_matrix(lambda A: layer(A, b, x))(A)),
+        A_vec=(
+            mj.chain(dsig_dz, dz_dvecA, names=("dσ/dz", "dz/dvec A")),
+            mj.jacobian_matrix(lambda A: layer(A, b, x))(A),
+        ),
         vec_of_tensor=(dz_dvecA, dz_dA.reshape(h, -1, order="F")),
-        loss=(mj.unvec(mj.chain(layer(A, b, x) - t, dsig_dz, dz_dvecA), A.shape),
-              jax.grad(lambda A: 0.5 * jnp.sum((layer(A, b, x) - t) ** 2))(A)),
+        loss=(
+            mj.unvec(mj.chain(layer(A, b, x) - t, dsig_dz, dz_dvecA), A.shape),
+            jax.grad(lambda A: 0.5 * jnp.sum((layer(A, b, x) - t) ** 2))(A),
+        ),
         dz_dA=dz_dA,
     )
 

@@ -163,12 +163,14 @@ def test_saddle_is_not_a_minimiser_even_if_stationary():
 
 
 def test_minimiser_on_pytree():
-    r = mj.check_minimiser(lambda p: jnp.sum((p["w"] - 1.0) ** 2) + (p["b"] + 2.0) ** 2,
-                           {"w": jnp.ones(3), "b": jnp.asarray(-2.0)})
+    r = mj.check_minimiser(
+        lambda p: jnp.sum((p["w"] - 1.0) ** 2) + (p["b"] + 2.0) ** 2, {"w": jnp.ones(3), "b": jnp.asarray(-2.0)}
+    )
     assert r.ok
 
 
 # ---- finite differences ------------------------------------------------------------------------
+
 
 def test_fd_jacobian_error_matches_step_theory():
     f = lambda x: jnp.sin(A @ x)
@@ -225,8 +227,19 @@ def test_zero_derivative_with_cancellation_is_not_failed_on_rounding():
 # ---------------------------------------------------------------- options can never make a check pass
 
 
-@pytest.mark.parametrize("kw", [dict(directions=-1), dict(directions=0), dict(rtol=-1.0), dict(rtol=float("nan")),
-                                dict(atol=float("nan")), dict(fd_rtol=-1e-6), dict(order=0), dict(seed=-3)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(directions=-1),
+        dict(directions=0),
+        dict(rtol=-1.0),
+        dict(rtol=float("nan")),
+        dict(atol=float("nan")),
+        dict(fd_rtol=-1e-6),
+        dict(order=0),
+        dict(seed=-3),
+    ],
+)
 def test_invalid_options_are_refused_not_passed(kw):
     wrong = lambda x: 2 * ls_grad(x)  # noqa: E731
     with pytest.raises((ValueError, TypeError), match="check_derivative: "):

@@ -14,9 +14,25 @@ from mmljax import catalogue
 from mmljax.cli import main
 
 ENTRY_KEYS = {
-    "name", "source", "group", "domain", "kind", "status", "passed", "expect_fail", "autodiff_rel",
-    "finite_diff_rel", "taylor_order", "witnesses", "shapes", "sizes", "checks", "failed", "seconds",
-    "message", "note",
+    "name",
+    "source",
+    "group",
+    "domain",
+    "kind",
+    "status",
+    "passed",
+    "expect_fail",
+    "autodiff_rel",
+    "finite_diff_rel",
+    "taylor_order",
+    "witnesses",
+    "shapes",
+    "sizes",
+    "checks",
+    "failed",
+    "seconds",
+    "message",
+    "note",
 }
 
 
@@ -37,8 +53,15 @@ def test_all_pass_exit_0_and_json_schema(tmp_path, capsys):
     assert data["passed"] == data["total"] == len(data["entries"]) == len(catalogue.select("L(a)")) == 4
     assert set(data["counts"]) == {"pass", "known wrong", "fail", "unexpected pass", "error"}
     assert data["counts"]["known wrong"] == 1 and data["counts"]["fail"] == 0
-    assert data["config"] == {"sizes": "small", "seed": 0, "draws": 2, "pattern": "L(a)",
-                              "workers": 2, "dtype": "float64", "loaded": []}
+    assert data["config"] == {
+        "sizes": "small",
+        "seed": 0,
+        "draws": 2,
+        "pattern": "L(a)",
+        "workers": 2,
+        "dtype": "float64",
+        "loaded": [],
+    }
     assert {"jax", "jaxlib", "numpy", "mmljax", "python"} <= set(data["versions"])
     for e in data["entries"]:
         assert set(e) == ENTRY_KEYS
@@ -46,12 +69,17 @@ def test_all_pass_exit_0_and_json_schema(tmp_path, capsys):
         assert e["group"] == "Lecture 1.2 (scalar differentiation)"
         assert e["checks"] == len(e["shapes"]) > 0 and e["seconds"] > 0
         if e["kind"] != "minimiser":
-            assert e["autodiff_rel"] <= 1e-10 and set(e["witnesses"]) == {"jacfwd", "jacrev", "finite_diff", "taylor_order"}
+            assert e["autodiff_rel"] <= 1e-10 and set(e["witnesses"]) == {
+                "jacfwd",
+                "jacrev",
+                "finite_diff",
+                "taylor_order",
+            }
     wrong = [e for e in data["entries"] if e["expect_fail"]]
     assert len(wrong) == 1 and wrong[0]["status"] == "known wrong" and wrong[0]["failed"] == wrong[0]["checks"]
 
 
-WRONG_ROWS = textwrap.dedent('''
+WRONG_ROWS = textwrap.dedent("""
     import jax.numpy as jnp
     from mmljax.catalogue import Identity, register
 
@@ -63,9 +91,10 @@ WRONG_ROWS = textwrap.dedent('''
     ))
     register(Identity(
         name="user row: d/dx Σ sin x = cos x", source="my notes", domain="mine",
-        f=lambda x: jnp.sum(jnp.sin(x)), derivative=jnp.cos, sample=lambda rng, n: (rng.standard_normal(n), ()), sizes=(3,),
+        f=lambda x: jnp.sum(jnp.sin(x)), derivative=jnp.cos,
+        sample=lambda rng, n: (rng.standard_normal(n), ()), sizes=(3,),
     ))
-''')
+""")
 
 
 def test_registered_wrong_row_exit_1(tmp_path, capsys):
@@ -77,8 +106,13 @@ def test_registered_wrong_row_exit_1(tmp_path, capsys):
     assert rc == 1
     assert "user row: d/dA aᵀAb = baᵀ (transposed)" in text and "fail" in text
     data = json.loads(out.read_text())
-    assert data["ok"] is False and data["counts"] == {"pass": 1, "known wrong": 0, "fail": 1,
-                                                      "unexpected pass": 0, "error": 0}
+    assert data["ok"] is False and data["counts"] == {
+        "pass": 1,
+        "known wrong": 0,
+        "fail": 1,
+        "unexpected pass": 0,
+        "error": 0,
+    }
     assert data["config"]["loaded"] == [str(rules)]
     bad = next(e for e in data["entries"] if e["status"] == "fail")
     assert "user row: d/dA aᵀAb = baᵀ (transposed)" in bad["message"] and bad["group"] == "mine: other references"
@@ -87,12 +121,15 @@ def test_registered_wrong_row_exit_1(tmp_path, capsys):
     assert main(["check", "--load", str(rules), "-k", "user row: d/dx Σ sin*", "--no-progress"]) == 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["check", "-k", "no entry is called this"], "no catalogue entry matches"),
-    (["check", "--load", "/nonexistent/rules.py"], "no such file"),
-    (["check", "--draws", "0"], "--draws must be at least 1"),
-    (["check", "--workers", "0"], "--workers must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["check", "-k", "no entry is called this"], "no catalogue entry matches"),
+        (["check", "--load", "/nonexistent/rules.py"], "no such file"),
+        (["check", "--draws", "0"], "--draws must be at least 1"),
+        (["check", "--workers", "0"], "--workers must be at least 1"),
+    ],
+)
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -122,8 +159,12 @@ def test_list(capsys):
 
 def test_console_script_end_to_end(tmp_path):
     out = tmp_path / "c.json"
-    proc = subprocess.run([sys.executable, "-m", "mmljax", "check", "-k", "d/dx tanh x", "--json", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmljax", "check", "-k", "d/dx tanh x", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(out.read_text())
     assert [e["name"] for e in data["entries"]] == ["d/dx tanh x"] and data["ok"]

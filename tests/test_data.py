@@ -36,7 +36,7 @@ def test_load_csv_reads_target_and_features(tmp_path):
     no_header = load_csv(_write(tmp_path, "1;2\n3;4\n", "n.csv"), target=-1, header=False, delimiter=";")
     assert no_header.feature_names == ("c0",) and no_header.target_name == "c1"
     with pytest.raises(ValueError, match="has 2 predictors; use .X"):
-        ds.x
+        _ = ds.x
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,8 @@ def test_synthetic_generators_are_reproducible_and_fit_back():
 def test_strd_and_csv_round_trip(tmp_path):
     ds = load_strd("Longley")
     lines = ["y," + ",".join(ds.feature_names)] + [
-        ",".join(repr(float(v)) for v in (yy, *row)) for yy, row in zip(ds.y, ds.X)]
+        ",".join(repr(float(v)) for v in (yy, *row)) for yy, row in zip(ds.y, ds.X)
+    ]
     path = _write(tmp_path, "\n".join(lines) + "\n", "longley.csv")
     back = load_csv(path, target="y")
     np.testing.assert_array_equal(back.X, ds.X)

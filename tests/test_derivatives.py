@@ -223,6 +223,7 @@ def test_property_jacobian_modes_agree(m, n):
 
 # ---- bad input ---------------------------------------------------------------------------------
 
+
 def test_non_callable_is_a_clear_type_error():
     for fn in (mj.gradient, mj.jacobian, mj.hessian, mj.derivative, mj.jacobian_matrix, mj.hessian_matrix):
         with pytest.raises(TypeError, match="must be a callable"):

@@ -40,8 +40,14 @@ FIT_FIELDS = ("coefficients", "standard_errors", "residuals", "rss", "residual_s
 def _eight_device_results() -> dict:
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8".strip()
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, str(WORKER)], env=env, capture_output=True, text=True, timeout=900,
-                          cwd=str(WORKER.parent.parent))
+    proc = subprocess.run(
+        [sys.executable, str(WORKER)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=str(WORKER.parent.parent),
+    )
     assert proc.returncode == 0, f"8-device worker failed:\n{proc.stderr[-5000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -56,45 +62,88 @@ def _check_eight_device_results(r: dict) -> list[str]:
 
     need(r["devices"] == 8 and r["mesh_shape"] == {"data": 8}, "8 devices in the mesh", (r["devices"], r["mesh_shape"]))
     s = r["shard_rows"]
-    need(s["spec"] == "P('data',)" and s["n_shards"] == 8 and s["devices"] == 8 and s["shard_shapes"] == [[11, 1]],
-         "82 rows split as 8 blocks of 11 over 8 devices", s)
+    need(
+        s["spec"] == "P('data',)" and s["n_shards"] == 8 and s["devices"] == 8 and s["shard_shapes"] == [[11, 1]],
+        "82 rows split as 8 blocks of 11 over 8 devices",
+        s,
+    )
     need(s["padding_zero"] and s["data_kept"] and s["shape"] == [88, 1], "zero padding after the data", s)
 
     f = r["filip"]
-    need(f["lre"]["coefficients"] >= 12 and min(f["lre"][k] for k in ("standard_errors", "residual_sd", "r_squared")) >= 10,
-         "Filip LRE on 8 devices (coefficients >= 12, statistics >= 10)", f["lre"])
-    need(f["converged"] and f["method"] == ["qr", "qr"], "Filip refinement converged with QR", (f["converged"], f["method"]))
-    for name, fields in (("filip", FIT_FIELDS), ("least_squares", FIT_FIELDS), ("linear_regression", FIT_FIELDS),
-                         ("ridge", FIT_FIELDS), ("ill_conditioned", FIT_FIELDS), ("rank_deficient", ("coefficients", "residuals", "rss", "residual_sd"))):
+    need(
+        f["lre"]["coefficients"] >= 12
+        and min(f["lre"][k] for k in ("standard_errors", "residual_sd", "r_squared")) >= 10,
+        "Filip LRE on 8 devices (coefficients >= 12, statistics >= 10)",
+        f["lre"],
+    )
+    need(
+        f["converged"] and f["method"] == ["qr", "qr"],
+        "Filip refinement converged with QR",
+        (f["converged"], f["method"]),
+    )
+    for name, fields in (
+        ("filip", FIT_FIELDS),
+        ("least_squares", FIT_FIELDS),
+        ("linear_regression", FIT_FIELDS),
+        ("ridge", FIT_FIELDS),
+        ("ill_conditioned", FIT_FIELDS),
+        ("rank_deficient", ("coefficients", "residuals", "rss", "residual_sd")),
+    ):
         for field in fields:
             need(r[name][field] <= EXACT, f"{name}.{field} relative difference <= {EXACT}", r[name][field])
-        need(r[name]["rank"][0] == r[name]["rank"][1] and r[name]["method"][0] == r[name]["method"][1],
-             f"{name}: same rank and method", (r[name]["rank"], r[name]["method"]))
+        need(
+            r[name]["rank"][0] == r[name]["rank"][1] and r[name]["method"][0] == r[name]["method"][1],
+            f"{name}: same rank and method",
+            (r[name]["rank"], r[name]["method"]),
+        )
         if name != "rank_deficient":  # cond of a singular design is 1/(a rounding error)
             bound = max(COND, 1e3 * EPS * r[name]["cond"])  # singular values of two QRs agree to ~cond·eps
-            need(r[name]["condition_number"] <= bound, f"{name}.condition_number within {bound:.2g}",
-                 r[name]["condition_number"])
-    need(r["rank_deficient"]["method"] == ["svd", "svd"] and r["rank_deficient"]["warned"] == 2,
-         "rank-deficient design: svd and a RankDeficiencyWarning from both solvers", r["rank_deficient"])
+            need(
+                r[name]["condition_number"] <= bound,
+                f"{name}.condition_number within {bound:.2g}",
+                r[name]["condition_number"],
+            )
+    need(
+        r["rank_deficient"]["method"] == ["svd", "svd"] and r["rank_deficient"]["warned"] == 2,
+        "rank-deficient design: svd and a RankDeficiencyWarning from both solvers",
+        r["rank_deficient"],
+    )
     for field in ("coefficients", "rss", "residual_sd", "standard_errors"):
-        need(r["least_squares_normal"][field] <= NORMAL, f"normal equations {field} within {NORMAL}",
-             r["least_squares_normal"][field])
+        need(
+            r["least_squares_normal"][field] <= NORMAL,
+            f"normal equations {field} within {NORMAL}",
+            r["least_squares_normal"][field],
+        )
 
     for D in (3, 8):
         t = r[f"tsqr_{D}"]
-        need(t["q_spec"] == "P('data',)" and t["r_spec"] == "P()" and t["q_shards"] == D,
-             f"TSQR on {D}: Q row-sharded, R replicated", t)
-        need(t["residual"] <= 1e-14 and t["orthogonality"] <= 1e-14 and t["upper"] == 0.0 and t["r_vs_single"] <= 1e-13,
-             f"TSQR on {D}: A = QR, QᵀQ = I, R upper triangular, |R| as one device", t)
-    need(r["normal_equations"]["gram"] <= EXACT and r["normal_equations"]["rhs"] <= EXACT
-         and r["normal_equations"]["spec"] == "P()", "normal_equations psum", r["normal_equations"])
+        need(
+            t["q_spec"] == "P('data',)" and t["r_spec"] == "P()" and t["q_shards"] == D,
+            f"TSQR on {D}: Q row-sharded, R replicated",
+            t,
+        )
+        need(
+            t["residual"] <= 1e-14 and t["orthogonality"] <= 1e-14 and t["upper"] == 0.0 and t["r_vs_single"] <= 1e-13,
+            f"TSQR on {D}: A = QR, QᵀQ = I, R upper triangular, |R| as one device",
+            t,
+        )
+    need(
+        r["normal_equations"]["gram"] <= EXACT
+        and r["normal_equations"]["rhs"] <= EXACT
+        and r["normal_equations"]["spec"] == "P()",
+        "normal_equations psum",
+        r["normal_equations"],
+    )
 
     for family in ("linear", "basis_poly", "basis_learned", "mlp"):
         d = r[f"dp_{family}"]
         for what in ("loss", "grad", "hvp", "hand_grad"):
             need(d[what] <= DERIV, f"{family} data-parallel {what} within {DERIV}", d[what])
-        need(d["x_spec"] == "P('data',)" and d["x_shards"] == 8 and d["grad_spec"] == "P()",
-             f"{family}: data row-sharded, gradient replicated", d)
+        need(
+            d["x_spec"] == "P('data',)" and d["x_shards"] == 8 and d["grad_spec"] == "P()",
+            f"{family}: data row-sharded, gradient replicated",
+            d,
+        )
     need(r["grad_all_reduce"], "the gradient program contains an all-reduce (psum)", r["grad_all_reduce"])
     need(r["dp_mse_penalty"] <= DERIV, "mse with a penalty", r["dp_mse_penalty"])
     # the comparison can fail: padding rows left in, or a wrong hand formula, are caught
@@ -102,12 +151,21 @@ def _check_eight_device_results(r: dict) -> list[str]:
     need(r["wrong_hand_gradient"] > 0.5, "a doubled hand gradient is detected", r["wrong_hand_gradient"])
 
     t = r["train"]
-    need(t["params"] <= 1e-12 and t["history"] <= 1e-12 and t["loss"] <= 1e-12 and t["decreased"],
-         "minimize with a mesh equals the single-device run (same seed)", t)
-    need(t["params_spec"] == "P()" and t["params_devices"] == 8 and t["grad_all_reduce"],
-         "training: parameters replicated on 8 devices, gradient all-reduced", t)
-    need(r["train_uneven"] == {"spec": "P()", "devices": 8, "warned": True},
-         "82 rows for minimize: data replicated on the 8 devices, with a warning", r["train_uneven"])
+    need(
+        t["params"] <= 1e-12 and t["history"] <= 1e-12 and t["loss"] <= 1e-12 and t["decreased"],
+        "minimize with a mesh equals the single-device run (same seed)",
+        t,
+    )
+    need(
+        t["params_spec"] == "P()" and t["params_devices"] == 8 and t["grad_all_reduce"],
+        "training: parameters replicated on 8 devices, gradient all-reduced",
+        t,
+    )
+    need(
+        r["train_uneven"] == {"spec": "P()", "devices": 8, "warned": True},
+        "82 rows for minimize: data replicated on the 8 devices, with a warning",
+        r["train_uneven"],
+    )
     return bad
 
 
@@ -118,22 +176,64 @@ def test_eight_devices():
 
 
 def _fake_results() -> dict:
-    fit = {f: 1e-3 for f in FIT_FIELDS} | {"rank": [3, 3], "method": ["qr", "qr"], "condition_number": 0.0, "cond": 1.0,
-                                           "lre": {"coefficients": 5, "standard_errors": 5, "residual_sd": 5,
-                                                   "r_squared": 5}, "converged": False, "warned": 0}
-    tsqr = {"q_spec": "P()", "r_spec": "P()", "q_shards": 1, "residual": 1.0, "orthogonality": 1.0, "upper": 1.0,
-            "r_vs_single": 1.0}
+    fit = {f: 1e-3 for f in FIT_FIELDS} | {
+        "rank": [3, 3],
+        "method": ["qr", "qr"],
+        "condition_number": 0.0,
+        "cond": 1.0,
+        "lre": {"coefficients": 5, "standard_errors": 5, "residual_sd": 5, "r_squared": 5},
+        "converged": False,
+        "warned": 0,
+    }
+    tsqr = {
+        "q_spec": "P()",
+        "r_spec": "P()",
+        "q_shards": 1,
+        "residual": 1.0,
+        "orthogonality": 1.0,
+        "upper": 1.0,
+        "r_vs_single": 1.0,
+    }
     dp = {"loss": 1.0, "grad": 1.0, "hvp": 1.0, "hand_grad": 1.0, "x_spec": "P()", "x_shards": 1, "grad_spec": "P()"}
     return {
-        "shard_rows": {"spec": "P()", "n_shards": 1, "devices": 1, "shard_shapes": [], "padding_zero": False,
-                       "data_kept": False, "shape": []},
-        **{k: dict(fit) for k in ("filip", "least_squares", "linear_regression", "ridge", "ill_conditioned", "rank_deficient",
-                                  "least_squares_normal")},
-        "tsqr_3": tsqr, "tsqr_8": tsqr, "normal_equations": {"gram": 1.0, "rhs": 1.0, "spec": "P()"},
+        "shard_rows": {
+            "spec": "P()",
+            "n_shards": 1,
+            "devices": 1,
+            "shard_shapes": [],
+            "padding_zero": False,
+            "data_kept": False,
+            "shape": [],
+        },
+        **{
+            k: dict(fit)
+            for k in (
+                "filip",
+                "least_squares",
+                "linear_regression",
+                "ridge",
+                "ill_conditioned",
+                "rank_deficient",
+                "least_squares_normal",
+            )
+        },
+        "tsqr_3": tsqr,
+        "tsqr_8": tsqr,
+        "normal_equations": {"gram": 1.0, "rhs": 1.0, "spec": "P()"},
         **{f"dp_{k}": dict(dp) for k in ("linear", "basis_poly", "basis_learned", "mlp")},
-        "grad_all_reduce": False, "dp_mse_penalty": 1.0, "unmasked_padding_loss": 0.0, "wrong_hand_gradient": 0.0,
-        "train": {"params": 1.0, "history": 1.0, "loss": 1.0, "decreased": False, "params_spec": "P()",
-                  "params_devices": 1, "grad_all_reduce": False},
+        "grad_all_reduce": False,
+        "dp_mse_penalty": 1.0,
+        "unmasked_padding_loss": 0.0,
+        "wrong_hand_gradient": 0.0,
+        "train": {
+            "params": 1.0,
+            "history": 1.0,
+            "loss": 1.0,
+            "decreased": False,
+            "params_spec": "P()",
+            "params_devices": 1,
+            "grad_all_reduce": False,
+        },
         "train_uneven": {"spec": "P('data',)", "devices": 1, "warned": False},
     }
 
@@ -141,8 +241,18 @@ def _fake_results() -> dict:
 def test_checker_of_the_eight_device_run_can_fail():
     """The bounds reject a run whose numbers are off: every group of checks reports."""
     bad = _check_eight_device_results({"devices": 1, "mesh_shape": {"data": 1}} | _fake_results())
-    for phrase in ("8 devices", "Filip LRE", "filip.coefficients", "TSQR on 3", "normal_equations", "mlp data-parallel grad",
-                   "unmasked padding", "doubled hand gradient", "single-device run", "82 rows"):
+    for phrase in (
+        "8 devices",
+        "Filip LRE",
+        "filip.coefficients",
+        "TSQR on 3",
+        "normal_equations",
+        "mlp data-parallel grad",
+        "unmasked padding",
+        "doubled hand gradient",
+        "single-device run",
+        "82 rows",
+    ):
         assert any(phrase in line for line in bad), phrase
 
 
@@ -179,9 +289,17 @@ def test_two_processes_fit_filip_over_one_mesh():
         port = sock.getsockname()[1]
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", _MULTIPROCESS_WORKER, str(i), str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=str(WORKER.parent.parent)) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MULTIPROCESS_WORKER, str(i), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(WORKER.parent.parent),
+        )
+        for i in range(2)
+    ]
     outs = []
     for proc in procs:
         try:

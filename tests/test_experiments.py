@@ -1,7 +1,8 @@
 """The research experiments in `experiments/`, each run once in `--quick` mode into a temp folder.
 
 Every run is in-process (`main(argv)`), one test per experiment (so that pytest-xdist never
-runs an experiment twice), asserting on its `results.json`: the numbers must say what theory says (training error falls with degree,
+runs an experiment twice), asserting on its `results.json`: the numbers must say what theory says
+(training error falls with degree,
 held-out error is U-shaped, solvers agree, gradient descent diverges beyond 2/λmax, the
 finite-difference V-curve bottoms out near eps^(1/2) / eps^(1/3), hand backprop equals jax.grad,
 a killed and resumed training ends bit-identical), and every figure must be a real PNG.
@@ -23,9 +24,15 @@ if str(ROOT) not in sys.path:  # the experiments package lives at the repository
     sys.path.insert(0, str(ROOT))
 
 from experiments import __main__ as runner  # noqa: E402
-from experiments import _common  # noqa: E402
-from experiments import critical_points, curve_fitting, deep_regression, derivative_accuracy  # noqa: E402
-from experiments import loss_landscape  # noqa: E402
+from experiments import (  # noqa: E402
+    _common,  # noqa: E402
+    critical_points,
+    curve_fitting,
+    deep_regression,
+    derivative_accuracy,
+    loss_landscape,  # noqa: E402
+)
+
 
 def _run(module, tmp_path: Path, *extra):
     out = tmp_path / module.NAME
@@ -65,6 +72,7 @@ def _check_provenance_and_figures(out: Path, r: dict) -> None:
 
 
 # --------------------------------------------------------------------------------- curve fitting
+
 
 def _curve_fitting_error_versus_degree(r):
     sw = r["sweep"]
@@ -114,6 +122,7 @@ def _curve_fitting_jax_fits(r):
 
 # --------------------------------------------------------------------------------- loss landscape
 
+
 def _loss_landscape_hessian_and_newton(r):
     assert r["minimum"]["check_minimiser_ok"] and r["minimum"]["grad_norm"] < 1e-12
     h = r["hessian"]
@@ -149,6 +158,7 @@ def _loss_landscape_directional_derivative(r):
 
 # --------------------------------------------------------------------------------- critical points
 
+
 def _critical_points_classification(r):
     for label, f in r["functions"].items():
         assert f["kind"] == f["expected"], label
@@ -183,6 +193,7 @@ def _critical_points_local_and_global_minima(r):
 
 
 # --------------------------------------------------------------------------------- deep regression
+
 
 def _deep_regression_training_and_checks(out, r):
     models = r["models"]
@@ -228,8 +239,13 @@ def _deep_regression_resume_after_kill(out0, r0, tmp_path):
     args = ["--quick", "--out", str(out), "--seed", "0", "--device", "cpu", "--models", ",".join(names)]
     steps = r0["config"]["steps"]
     kill = steps + steps // 2  # the first model finished, the second half-way
-    proc = subprocess.run([sys.executable, "-m", "experiments", "deep_regression", *args, "--kill-after", str(kill)],
-                          cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments", "deep_regression", *args, "--kill-after", str(kill)],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode in (-9, 137), proc.stderr[-2000:]
     assert "killing myself" in proc.stdout
     assert not (out / "results.json").exists()
@@ -275,7 +291,10 @@ def _derivative_accuracy_v_curve(r):
             # the best step sits near the balance of truncation and rounding (within ~1.5 decades)
             assert abs(math.log10(s["best_step"] / s["theory_best_step"])) < 1.5, scheme
     assert f64["central"]["best_rel_error"] < 1e-9 < f64["forward"]["best_rel_error"] < 1e-6
-    assert f32["central"]["best_rel_error"] < 1e-4 and f32["central"]["best_rel_error"] > 1e3 * f64["central"]["best_rel_error"]
+    assert (
+        f32["central"]["best_rel_error"] < 1e-4
+        and f32["central"]["best_rel_error"] > 1e3 * f64["central"]["best_rel_error"]
+    )
     assert f64["autodiff_rel"] < 1e-15 and f32["autodiff_rel"] < 1e-6
     assert f64["default_central_rel"] < 1e-9
     correct, wrong = r["taylor"].values()
@@ -284,6 +303,7 @@ def _derivative_accuracy_v_curve(r):
 
 
 # --------------------------------------------------------------------------------- one test per experiment
+
 
 @pytest.mark.slow
 def test_curve_fitting(tmp_path):
@@ -330,6 +350,7 @@ def test_derivative_accuracy(tmp_path):
 
 # --------------------------------------------------------------------------------- plumbing
 
+
 def test_runner_lists_and_rejects(capsys):
     assert runner.main(["--list"]) == 0
     listed = capsys.readouterr().out
@@ -354,8 +375,15 @@ def test_device_choice():
 
 
 def test_jsonable():
-    out = _common.jsonable({"a": np.array([1.0, np.nan]), "b": (np.float32(2.5), np.int64(3)), "c": float("inf"),
-                            "d": np.bool_(True), "e": Path("x/y")})
+    out = _common.jsonable(
+        {
+            "a": np.array([1.0, np.nan]),
+            "b": (np.float32(2.5), np.int64(3)),
+            "c": float("inf"),
+            "d": np.bool_(True),
+            "e": Path("x/y"),
+        }
+    )
     assert out == {"a": [1.0, None], "b": [2.5, 3], "c": None, "d": True, "e": "x/y"}
     json.dumps(out, allow_nan=False)
     with pytest.raises(TypeError, match="cannot store"):
@@ -364,7 +392,12 @@ def test_jsonable():
 
 def test_script_entry_point_help():
     """`python experiments/NAME.py` works from anywhere (the script puts the repository on sys.path)."""
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "loss_landscape.py"), "--help"],
-                          capture_output=True, text=True, cwd=str(ROOT.parent), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "loss_landscape.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT.parent),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout and "--device" in proc.stdout

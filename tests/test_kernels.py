@@ -21,12 +21,26 @@ def ls_loss(theta, Phi, y):
 
 
 def data(rng, N, D, dtype=np.float64):
-    return (rng.standard_normal((N, D)).astype(dtype), rng.standard_normal(N).astype(dtype),
-            rng.standard_normal(D).astype(dtype))
+    return (
+        rng.standard_normal((N, D)).astype(dtype),
+        rng.standard_normal(N).astype(dtype),
+        rng.standard_normal(D).astype(dtype),
+    )
 
 
-@pytest.mark.parametrize("N,D,block", [(1, 1, None), (37, 3, None), (37, 3, 1), (37, 3, 7), (4001, 8, None),
-                                       (1000, 8, 1000), (1000, 8, 5000), (64, 130, 16)])
+@pytest.mark.parametrize(
+    "N,D,block",
+    [
+        (1, 1, None),
+        (37, 3, None),
+        (37, 3, 1),
+        (37, 3, 7),
+        (4001, 8, None),
+        (1000, 8, 1000),
+        (1000, 8, 5000),
+        (64, 130, 16),
+    ],
+)
 def test_least_squares_gradient_matches_autodiff(rng, N, D, block):
     Phi, y, theta = data(rng, N, D)
     got = mj.least_squares_gradient(Phi, y, theta, block_rows=block)
@@ -129,17 +143,35 @@ def test_gauss_newton_matrix_pytree_order_matches_ravel_vec(rng):
     assert rel(G, J.T @ J) <= 1e-12
 
 
-@pytest.mark.parametrize("call,exc,words", [
-    (lambda: mj.least_squares_gradient(np.ones(5), np.ones(5), np.ones(1)), ValueError, "Phi[:, None]"),
-    (lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(4), np.ones(2)), ValueError, "y must have shape (5,)"),
-    (lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(5), np.ones(3)), ValueError, "theta must have shape (2,)"),
-    (lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(5), np.ones(2), block_rows=0), ValueError, "block_rows"),
-    (lambda: mj.least_squares_hvp(np.ones((5, 2), int), np.ones(2)), TypeError, "astype(float)"),
-    (lambda: mj.gram(np.ones((4, 3)), block=0), ValueError, "block"),
-    (lambda: mj.per_example_jacobian(lambda p, x: p @ x)(np.ones(2), np.ones((3, 2)), np.ones((4, 2))), ValueError,
-     "same leading batch axis"),
-    (lambda: mj.per_example_jacobian(3), TypeError, "callable"),
-])
+@pytest.mark.parametrize(
+    "call,exc,words",
+    [
+        (lambda: mj.least_squares_gradient(np.ones(5), np.ones(5), np.ones(1)), ValueError, "Phi[:, None]"),
+        (
+            lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(4), np.ones(2)),
+            ValueError,
+            "y must have shape (5,)",
+        ),
+        (
+            lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(5), np.ones(3)),
+            ValueError,
+            "theta must have shape (2,)",
+        ),
+        (
+            lambda: mj.least_squares_gradient(np.ones((5, 2)), np.ones(5), np.ones(2), block_rows=0),
+            ValueError,
+            "block_rows",
+        ),
+        (lambda: mj.least_squares_hvp(np.ones((5, 2), int), np.ones(2)), TypeError, "astype(float)"),
+        (lambda: mj.gram(np.ones((4, 3)), block=0), ValueError, "block"),
+        (
+            lambda: mj.per_example_jacobian(lambda p, x: p @ x)(np.ones(2), np.ones((3, 2)), np.ones((4, 2))),
+            ValueError,
+            "same leading batch axis",
+        ),
+        (lambda: mj.per_example_jacobian(3), TypeError, "callable"),
+    ],
+)
 def test_kernel_errors_say_what_to_do(call, exc, words):
     with pytest.raises(exc) as info:
         call()

@@ -1,4 +1,4 @@
-"""The package's layers hold: no private cross-imports (modules or names), no import cycles (imports inside functions included).
+"""The package's layers hold: no private cross-imports (modules or names), no import cycles (imports in functions too).
 
 `import-linter` (contracts in pyproject.toml, run by CI) checks that no layer imports a layer above
 it; these tests add what it does not: a private module (`_name`) is imported only from inside its
@@ -64,7 +64,7 @@ def test_no_module_imports_another_packages_private_module():
             mod = _resolve(target)
             if mod is None:
                 continue
-            attr = target[len(mod) + 1:] if target != mod else ""
+            attr = target[len(mod) + 1 :] if target != mod else ""
             if attr.startswith("_") and not attr.startswith("__"):  # a private name of a module
                 owner = mod if _is_package(MODULES[mod]) else mod.rpartition(".")[0]
                 if own_package != owner:  # private names stay inside their module's own package
@@ -99,7 +99,7 @@ def test_no_import_cycles():
         stack.append(node)
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, stack)
         stack.pop()

@@ -30,7 +30,9 @@ def test_vec_unvec_round_trip(shape):
 
 
 def test_unvec_rejects_wrong_size():
-    with pytest.raises(ValueError, match=r"unvec: v must be 1-D with 6 elements to fill shape \(2, 3\); got shape \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"unvec: v must be 1-D with 6 elements to fill shape \(2, 3\); got shape \(5,\)"
+    ):
         mj.unvec(jnp.ones(5), (2, 3))
 
 

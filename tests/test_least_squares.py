@@ -1,5 +1,6 @@
 """Closed-form least squares: extended arithmetic, the augmented solve, methods, statistics, errors."""
 
+import importlib
 from fractions import Fraction
 
 import jax
@@ -9,6 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmljax.linalg import doubledouble as ext
+from mmljax.linalg.qr import SINGLE, QRFactor, gram_factor, solve_augmented
+from mmljax.linalg.refine import refine_augmented
 from mmljax.solvers import (
     METHODS,
     PrecisionWarning,
@@ -17,11 +21,6 @@ from mmljax.solvers import (
     linear_regression,
     polyfit,
 )
-import importlib
-
-from mmljax.linalg import doubledouble as ext
-from mmljax.linalg.qr import SINGLE, QRFactor, gram_factor, solve_augmented
-from mmljax.linalg.refine import refine_augmented
 
 _ls = importlib.import_module("mmljax.solvers.least_squares")
 
@@ -51,8 +50,9 @@ def _run(backend, fn, *args):
 
 
 def _exact(x: ext.DD):
-    return np.array([Fraction(h) + Fraction(l) for h, l in zip(np.ravel(x.hi), np.ravel(x.lo))],
-                    dtype=object).reshape(np.shape(x.hi))
+    return np.array([Fraction(h) + Fraction(l) for h, l in zip(np.ravel(x.hi), np.ravel(x.lo))], dtype=object).reshape(
+        np.shape(x.hi)
+    )
 
 
 def _dd(rng, *shape, scale=1.0):
@@ -111,8 +111,10 @@ def test_dd_matrix_products_are_exact_to_double_double(backend):
     ax, atr = _run(backend, lambda a, x, r: (ext.matmul(a, x), ext.rmatmul(a, r)), a, x, r)
     A, X, Rr = _exact(a), _exact(x), _exact(r)
     u = Fraction(1, 2**100)
-    for got, want, size in [(_exact(ax), A.dot(X), np.abs(A).dot(np.abs(X))),
-                            (_exact(atr), A.T.dot(Rr), np.abs(A).T.dot(np.abs(Rr)))]:
+    for got, want, size in [
+        (_exact(ax), A.dot(X), np.abs(A).dot(np.abs(X))),
+        (_exact(atr), A.T.dot(Rr), np.abs(A).T.dot(np.abs(Rr))),
+    ]:
         for g, w, t in zip(got.ravel(), want.ravel(), size.ravel()):
             assert abs(g - w) <= u * t
 
@@ -130,8 +132,10 @@ def test_tall_kernels_match_exact_arithmetic(with_lo):
     res, btr = jax.tree_util.tree_map(np.asarray, kernels(*jax.tree_util.tree_map(jnp.asarray, (b.hi, lo, z, f, r))))
     B, Z, F, Rr = _exact(b), _exact(z), _exact(f), _exact(r)
     u = Fraction(1, 2**100)
-    for got, want, size in [(_exact(res), F - B.dot(Z), np.abs(F) + np.abs(B).dot(np.abs(Z))),
-                            (_exact(btr), B.T.dot(Rr), np.abs(B).T.dot(np.abs(Rr)))]:
+    for got, want, size in [
+        (_exact(res), F - B.dot(Z), np.abs(F) + np.abs(B).dot(np.abs(Z))),
+        (_exact(btr), B.T.dot(Rr), np.abs(B).T.dot(np.abs(Rr))),
+    ]:
         for g, w, t in zip(got.ravel(), want.ravel(), size.ravel()):
             assert abs(g - w) <= u * t
 
@@ -165,8 +169,11 @@ def test_refinement_converges_on_an_ill_conditioned_design(rng):
     b = (u * np.logspace(0, -10, p)) @ v.T  # condition number 1e10
     y = rng.standard_normal((n, 1))
     b = jnp.asarray(b)
-    run = jax.jit(lambda b, y: refine_augmented(SINGLE, b, None, qr_factor(b), ext.from_float(y),
-                                                ext.from_float(jnp.zeros((p, 1)))))
+    run = jax.jit(
+        lambda b, y: refine_augmented(
+            SINGLE, b, None, qr_factor(b), ext.from_float(y), ext.from_float(jnp.zeros((p, 1)))
+        )
+    )
     out = jax.tree_util.tree_map(np.asarray, run(b, jnp.asarray(y)))
     assert out.converged and 2 <= out.steps <= 30
     assert out.correction < 1e-20
@@ -174,8 +181,11 @@ def test_refinement_converges_on_an_ill_conditioned_design(rng):
     assert np.max(np.abs(ext.rmatmul(ext.from_float(np.asarray(b)), out.r).hi)) < 1e-25
     # the Gram-matrix factor (implicit Q) converges too on a moderately conditioned design
     b2 = (u * np.logspace(0, -4, p)) @ v.T
-    out2 = jax.jit(lambda b, y: refine_augmented(SINGLE, b, None, gram_factor(SINGLE, b), ext.from_float(y),
-                                                 ext.from_float(jnp.zeros((p, 1)))))(jnp.asarray(b2), jnp.asarray(y))
+    out2 = jax.jit(
+        lambda b, y: refine_augmented(
+            SINGLE, b, None, gram_factor(SINGLE, b), ext.from_float(y), ext.from_float(jnp.zeros((p, 1)))
+        )
+    )(jnp.asarray(b2), jnp.asarray(y))
     assert bool(out2.converged) and int(out2.steps) >= 2
 
 
@@ -257,12 +267,12 @@ def test_large_and_small_design_paths_agree(problem, monkeypatch):
     monkeypatch.setattr(_ls, "LARGE_PRODUCTS", 0)
     large = linear_regression(X, Y)
     for field in ("coefficients", "standard_errors", "residuals", "rss", "residual_sd", "r_squared"):
-        np.testing.assert_allclose(getattr(large, field), getattr(small, field), rtol=1e-14, atol=1e-17,
-                                   err_msg=field)
+        np.testing.assert_allclose(getattr(large, field), getattr(small, field), rtol=1e-14, atol=1e-17, err_msg=field)
     assert large.refinement_steps <= 3 and large.refinement_converged
     for method in ("svd", "normal"):  # unrefined: Qᵀf through the implicit Q, the Gram matrix from blocks
-        np.testing.assert_allclose(linear_regression(X, Y, method=method).coefficients, small.coefficients,
-                                   rtol=1e-12, err_msg=method)
+        np.testing.assert_allclose(
+            linear_regression(X, Y, method=method).coefficients, small.coefficients, rtol=1e-12, err_msg=method
+        )
 
 
 def test_large_design_paths_compute_in_float64_with_x64_disabled(problem, large_design_paths):
@@ -364,7 +374,9 @@ def test_polyfit_matches_numpy_polyfit_reversed(rng):
     assert no_int.names == ("B1", "B2")
 
 
-@pytest.mark.parametrize("method", ["qr", *[pytest.param(m, marks=pytest.mark.slow) for m in ("svd", "cholesky", "normal")]])
+@pytest.mark.parametrize(
+    "method", ["qr", *[pytest.param(m, marks=pytest.mark.slow) for m in ("svd", "cholesky", "normal")]]
+)
 def test_ridge_matches_the_closed_form(problem, method):
     X, y = problem
     lam = 3.0
@@ -447,8 +459,11 @@ def test_cholesky_failure_is_a_clear_error():
         (lambda: polyfit(np.ones((5, 2)), np.ones(5), 2), ValueError, "must be 1-D.*linear_regression"),
         (lambda: polyfit(np.ones(5), np.ones(5), 2.0), TypeError, "degree must be an int"),
         (lambda: polyfit(np.ones(5), np.ones(5), 0, intercept=False), ValueError, "degree must be >= 1"),
-        (lambda: jax.jit(lambda a: least_squares(a, jnp.ones(4)).coefficients)(jnp.ones((3, 1))), ValueError,
-         "3 rows.*y has 4"),
+        (
+            lambda: jax.jit(lambda a: least_squares(a, jnp.ones(4)).coefficients)(jnp.ones((3, 1))),
+            ValueError,
+            "3 rows.*y has 4",
+        ),
         (lambda: least_squares(np.ones((3, 2)), np.ones(3), check=1), TypeError, "check must be True or False"),
         (lambda: least_squares(np.ones((3, 2)), np.ones(3), ridge=np.nan), ValueError, "ridge must be a finite"),
         (lambda: least_squares(np.ones((2, 3)), np.ones(2), method="qr"), ValueError, "at least as many rows"),

@@ -12,10 +12,16 @@ import mmljax as mj
 from mmljax import losses
 
 TOL64 = 1e-10
-PLAIN = [(losses.sse, losses.sse_gradient), (losses.half_sse, losses.half_sse_gradient),
-         (losses.mse, losses.mse_gradient)]
-RIDGE = [(losses.ridge_sse, losses.ridge_sse_gradient), (losses.ridge_half_sse, losses.ridge_half_sse_gradient),
-         (losses.ridge_mse, losses.ridge_mse_gradient)]
+PLAIN = [
+    (losses.sse, losses.sse_gradient),
+    (losses.half_sse, losses.half_sse_gradient),
+    (losses.mse, losses.mse_gradient),
+]
+RIDGE = [
+    (losses.ridge_sse, losses.ridge_sse_gradient),
+    (losses.ridge_half_sse, losses.ridge_half_sse_gradient),
+    (losses.ridge_mse, losses.ridge_mse_gradient),
+]
 
 
 @jax.jit
@@ -53,8 +59,12 @@ def test_check_derivative_with_finite_differences():
     """All three losses at once: f(p) = [sse, half_sse, mse], its Jacobian the stacked gradients."""
     rng = np.random.default_rng(1)
     pred, y = jnp.asarray(rng.standard_normal((4, 2))), jnp.asarray(rng.standard_normal((4, 2)))
-    r = mj.check_derivative(lambda p: jnp.stack([f(p, y) for f, _ in PLAIN]),
-                            lambda p: jnp.stack([g(p, y) for _, g in PLAIN]), pred, name="sse, half_sse, mse")
+    r = mj.check_derivative(
+        lambda p: jnp.stack([f(p, y) for f, _ in PLAIN]),
+        lambda p: jnp.stack([g(p, y) for _, g in PLAIN]),
+        pred,
+        name="sse, half_sse, mse",
+    )
     assert r.ok and r.finite_diff_rel < 1e-6, r.message
 
 

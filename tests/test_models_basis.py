@@ -129,8 +129,11 @@ def test_rbf_on_a_centre_has_finite_derivatives():
     assert rel_err(w["hand_grad"], w["grad"]) <= TOL64 and rel_err(w["hand_hess"], w["hess"]) <= TOL64
     np.testing.assert_allclose(np.diag(basis.design_matrix(b, x)), 1.0)
     # At its centre φ_j has zero slope and curvature −I/ℓ²: d²φ_0/dx_0² = −I/0.49 + (terms of φ_1, φ_2).
-    others = sum(np.exp(-np.sum((centres[0] - c) ** 2) / 0.98) * (np.outer(c - centres[0], c - centres[0]) / 0.49**2 - np.eye(2) / 0.49)
-                 for c in centres[1:])
+    others = sum(
+        np.exp(-np.sum((centres[0] - c) ** 2) / 0.98)
+        * (np.outer(c - centres[0], c - centres[0]) / 0.49**2 - np.eye(2) / 0.49)
+        for c in centres[1:]
+    )
     np.testing.assert_allclose(w["hess_x"][0, :, 0, :], -np.eye(2) / 0.49 + others, rtol=1e-12)
 
 
@@ -182,7 +185,8 @@ def test_init_jit_vmap():
     # vmap over an ensemble of parameters (stacked leaves; the basis stays static)
     ens = jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a]), params)
     out, out_1 = jax.jit(lambda e, p: (jax.vmap(basis.apply, in_axes=(0, None))(e, x), basis.apply(p, x)))(
-        ens, jax.tree_util.tree_map(lambda a: 2 * a, params))
+        ens, jax.tree_util.tree_map(lambda a: 2 * a, params)
+    )
     assert out.shape == (2, 5, 3)
     np.testing.assert_allclose(out[1], out_1, rtol=1e-14)
     # the basis is part of the tree structure: a jitted function retraces for a new basis only

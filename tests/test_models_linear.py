@@ -18,8 +18,10 @@ def problem(seed, n, d, k, bias, dtype=np.float64):
     """Random params (non-zero bias) and data, drawn with numpy: nothing to compile per shape."""
     rng = np.random.default_rng(seed)
     kshape = () if k == 1 else (k,)
-    params = linear.LinearParams(jnp.asarray(rng.standard_normal((d,) + kshape), dtype),
-                                 jnp.asarray(rng.standard_normal(kshape), dtype) if bias else None)
+    params = linear.LinearParams(
+        jnp.asarray(rng.standard_normal((d,) + kshape), dtype),
+        jnp.asarray(rng.standard_normal(kshape), dtype) if bias else None,
+    )
     x = jnp.asarray(rng.standard_normal((n, d)), dtype)
     y = jnp.asarray(rng.standard_normal((n,) + kshape), dtype)
     return params, x, y
@@ -75,12 +77,12 @@ def test_check_derivative_gradient_and_hessian():
     params, x, y = problem(1, 6, 3, 2, True)
     flat, unravel = mj.ravel_vec(params)
     L = lambda v: loss(unravel(v), x, y)
-    g = mj.check_derivative(L, lambda v: mj.ravel_vec(linear.hand_gradient(unravel(v), x, y))[0], flat,
-                            name="linear gradient")
+    g = mj.check_derivative(
+        L, lambda v: mj.ravel_vec(linear.hand_gradient(unravel(v), x, y))[0], flat, name="linear gradient"
+    )
     assert g.ok, g.message
     assert g.finite_diff_rel < 1e-6
-    h = mj.check_derivative(L, lambda v: linear.hand_hessian(unravel(v), x, y), flat, order=2,
-                            name="linear Hessian")
+    h = mj.check_derivative(L, lambda v: linear.hand_hessian(unravel(v), x, y), flat, order=2, name="linear Hessian")
     assert h.ok, h.message
 
 
@@ -100,9 +102,13 @@ def test_checker_rejects_wrong_gradient():
 
 @jax.jit
 def hand_values(params, x, y):
-    return dict(grad=linear.hand_gradient(params, x, y), auto=jax.grad(loss)(params, x, y),
-                pred=linear.apply(params, x), hess=linear.hand_hessian(params, x, y),
-                jac=linear.hand_jacobian(params, x))
+    return dict(
+        grad=linear.hand_gradient(params, x, y),
+        auto=jax.grad(loss)(params, x, y),
+        pred=linear.apply(params, x),
+        hess=linear.hand_hessian(params, x, y),
+        jac=linear.hand_jacobian(params, x),
+    )
 
 
 def test_float32_agrees_within_float32_tolerance():
@@ -130,9 +136,11 @@ def test_jit_and_vmap():
 
     @jax.jit
     def run(ens, xb, yb):
-        return (jax.vmap(linear.apply, in_axes=(0, None))(ens, x),
-                jax.vmap(linear.hand_hessian, in_axes=(None, 0, 0))(params, xb, yb),
-                linear.hand_gradient(params, x, y))
+        return (
+            jax.vmap(linear.apply, in_axes=(0, None))(ens, x),
+            jax.vmap(linear.hand_hessian, in_axes=(None, 0, 0))(params, xb, yb),
+            linear.hand_gradient(params, x, y),
+        )
 
     out, Hb, g = run(ens, xb, yb)
     assert out.shape == (2, 5, 2)
@@ -170,6 +178,7 @@ def test_shape_errors_name_expected_and_received():
     with pytest.raises(ValueError, match=r"bias must have shape \(2,\).*got \(\)"):
         linear.apply(linear.LinearParams(jnp.ones((1, 2)), jnp.zeros(())), x)
     from mmljax.models import mlp
+
     with pytest.raises(TypeError, match="params must be a LinearParams.*got MLPParams"):
         linear.apply(mlp.MLPParams((mlp.Layer(jnp.ones((1, 1)), jnp.ones(1)),), "tanh"), x)
     with pytest.raises(TypeError, match="floating"):

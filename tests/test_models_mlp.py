@@ -20,7 +20,10 @@ def problem(sizes, activation, seed, n=5, dtype=np.float64):
     """Random weights and (non-zero) biases, inputs and targets, drawn with numpy."""
     rng = np.random.default_rng(seed)
     layers = tuple(
-        mlp.Layer(jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k), dtype), jnp.asarray(0.5 * rng.standard_normal(m), dtype))
+        mlp.Layer(
+            jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k), dtype),
+            jnp.asarray(0.5 * rng.standard_normal(m), dtype),
+        )
         for k, m in zip(sizes[:-1], sizes[1:])
     )
     x = jnp.asarray(rng.standard_normal((n, sizes[0])), dtype)
@@ -55,8 +58,13 @@ def assert_all_match(params, x, y):
 
 # Every activation, depths 1-4 and one or two outputs appear among the explicit examples.
 @settings(max_examples=4, deadline=None)
-@given(depth=st.integers(1, 4), width=st.sampled_from([2, 4]), k=st.sampled_from([1, 2]),
-       activation=st.sampled_from(ACTS), seed=st.integers(0, 2**16))
+@given(
+    depth=st.integers(1, 4),
+    width=st.sampled_from([2, 4]),
+    k=st.sampled_from([1, 2]),
+    activation=st.sampled_from(ACTS),
+    seed=st.integers(0, 2**16),
+)
 @example(depth=1, width=2, k=2, activation="identity", seed=0)
 @example(depth=2, width=4, k=1, activation="relu", seed=1)
 @example(depth=3, width=2, k=2, activation="tanh", seed=2)
@@ -94,8 +102,12 @@ def test_gauss_newton_is_hessian_at_zero_residual():
 def test_check_derivative_with_finite_differences():
     params, x, y = problem([3, 4, 3, 2], "softplus", 2)
     flat, unravel = mj.ravel_vec(params)
-    r = mj.check_derivative(lambda v: loss(unravel(v), x, y),
-                            lambda v: mj.ravel_vec(mlp.hand_gradient(unravel(v), x, y))[0], flat, name="backprop")
+    r = mj.check_derivative(
+        lambda v: loss(unravel(v), x, y),
+        lambda v: mj.ravel_vec(mlp.hand_gradient(unravel(v), x, y))[0],
+        flat,
+        name="backprop",
+    )
     assert r.ok and r.finite_diff_rel < 1e-6, r.message
 
 
@@ -113,9 +125,12 @@ def wrong_backprop(params, x, y):
 def test_checker_rejects_backprop_without_activation_derivative():
     params, x, y = problem([3, 4, 1], "tanh", 3)
     flat, unravel = mj.ravel_vec(params)
-    r = mj.check_derivative(lambda v: loss(unravel(v), x, y),
-                            lambda v: mj.ravel_vec(wrong_backprop(unravel(v), x, y))[0], flat,
-                            name="backprop without σ'")
+    r = mj.check_derivative(
+        lambda v: loss(unravel(v), x, y),
+        lambda v: mj.ravel_vec(wrong_backprop(unravel(v), x, y))[0],
+        flat,
+        name="backprop without σ'",
+    )
     assert not r.ok and r.autodiff_rel > 1e-2 and "FAILED" in r.message
 
 
@@ -160,10 +175,12 @@ def test_init_jit_vmap():
 
     @jax.jit
     def run(ens, xb, yb):
-        return (jax.vmap(mlp.apply, in_axes=(0, None))(ens, x),
-                jax.vmap(mlp.hand_gradient, in_axes=(None, 0, 0))(params, xb, yb),
-                mlp.apply(jax.tree_util.tree_map(lambda a: -a, params), x),
-                mlp.hand_gradient(params, 2 * x, -y))
+        return (
+            jax.vmap(mlp.apply, in_axes=(0, None))(ens, x),
+            jax.vmap(mlp.hand_gradient, in_axes=(None, 0, 0))(params, xb, yb),
+            mlp.apply(jax.tree_util.tree_map(lambda a: -a, params), x),
+            mlp.hand_gradient(params, 2 * x, -y),
+        )
 
     out, gb, out_1, g_1 = run(ens, xb, yb)
     assert out.shape == (2, 5, 2)

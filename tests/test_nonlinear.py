@@ -74,7 +74,7 @@ def _beale(p):
 
 def _box3d(p):
     t = 0.1 * jnp.arange(1, 11)
-    return (jnp.exp(-t * p[0]) - jnp.exp(-t * p[1]) - p[2] * (jnp.exp(-t) - jnp.exp(-10 * t)))
+    return jnp.exp(-t * p[0]) - jnp.exp(-t * p[1]) - p[2] * (jnp.exp(-t) - jnp.exp(-10 * t))
 
 
 def _brown_badly_scaled(p):
@@ -83,8 +83,14 @@ def _brown_badly_scaled(p):
 
 MGH_ZERO_RESIDUAL = [
     pytest.param("rosenbrock", _rosenbrock, [-1.2, 1.0], [1.0, 1.0], id="rosenbrock"),
-    pytest.param("helical valley", _helical_valley, [-1.0, 0.0, 0.0], [1.0, 0.0, 0.0], id="helical valley",
-                 marks=pytest.mark.slow),
+    pytest.param(
+        "helical valley",
+        _helical_valley,
+        [-1.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0],
+        id="helical valley",
+        marks=pytest.mark.slow,
+    ),
     pytest.param("beale", _beale, [1.0, 1.0], [3.0, 0.5], id="beale", marks=pytest.mark.slow),
     pytest.param("box 3-d", _box3d, [0.0, 10.0, 20.0], [1.0, 10.0, 1.0], id="box 3-d", marks=pytest.mark.slow),
     pytest.param("brown badly scaled", _brown_badly_scaled, [1.0, 1.0], [1e6, 2e-6], id="brown badly scaled"),
@@ -170,7 +176,7 @@ def test_result_fields_pytree_params_and_ravel_vec_order():
     assert jax.tree_util.tree_structure(res.standard_errors) == jax.tree_util.tree_structure(p0)
     assert res.residuals.shape == (12,) and res.jacobian.shape == (12, 2) and res.covariance.shape == (2, 2)
     assert res.dof == 10
-    np.testing.assert_allclose(float(res.rss), float(jnp.sum(res.residuals ** 2)), rtol=1e-14)
+    np.testing.assert_allclose(float(res.rss), float(jnp.sum(res.residuals**2)), rtol=1e-14)
     np.testing.assert_allclose(float(res.residual_sd), np.sqrt(float(res.rss) / 10), rtol=1e-14)
     flat, _ = mj.ravel_vec(res.standard_errors)
     np.testing.assert_allclose(np.asarray(flat), np.sqrt(np.diag(np.asarray(res.covariance))), rtol=1e-14)
@@ -293,12 +299,15 @@ def test_fewer_residuals_than_parameters():
         nonlinear_least_squares(lambda p: p[:2] - 1.0, jnp.ones(3))
 
 
-@pytest.mark.parametrize("fun,match", [
-    (lambda p: jnp.sum(p ** 2), r"1-D array of shape \(m,\); got shape \(\)"),
-    (lambda p: jnp.outer(p, p), r"got shape \(2, 2\).*ravel"),
-    (lambda p: (p, p), r"must return one array"),
-    (lambda p: jnp.ones(3, jnp.int32), r"floating"),
-])
+@pytest.mark.parametrize(
+    "fun,match",
+    [
+        (lambda p: jnp.sum(p**2), r"1-D array of shape \(m,\); got shape \(\)"),
+        (lambda p: jnp.outer(p, p), r"got shape \(2, 2\).*ravel"),
+        (lambda p: (p, p), r"must return one array"),
+        (lambda p: jnp.ones(3, jnp.int32), r"floating"),
+    ],
+)
 def test_residual_function_of_the_wrong_shape(fun, match):
     with pytest.raises((ValueError, TypeError), match=match):
         nonlinear_least_squares(fun, jnp.ones(2))
@@ -327,16 +336,19 @@ def test_max_steps_reports_no_convergence():
     assert "max_steps" in res.message
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"max_steps": 0}, ValueError, "max_steps must be >= 1"),
-    ({"max_steps": 2.5}, TypeError, "max_steps must be an integer"),
-    ({"tol": -1.0}, ValueError, "tol must be >= 0"),
-    ({"tol": float("nan")}, ValueError, "tol must be a finite number"),
-    ({"polish": 1}, TypeError, "polish must be True or False"),
-    ({"jacobian": "central"}, ValueError, "jacobian must be one of"),
-    ({"matrix_free": "yes"}, TypeError, "matrix_free must be True or False"),
-    ({"num_iterations": 0}, ValueError, "num_iterations must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"max_steps": 0}, ValueError, "max_steps must be >= 1"),
+        ({"max_steps": 2.5}, TypeError, "max_steps must be an integer"),
+        ({"tol": -1.0}, ValueError, "tol must be >= 0"),
+        ({"tol": float("nan")}, ValueError, "tol must be a finite number"),
+        ({"polish": 1}, TypeError, "polish must be True or False"),
+        ({"jacobian": "central"}, ValueError, "jacobian must be one of"),
+        ({"matrix_free": "yes"}, TypeError, "matrix_free must be True or False"),
+        ({"num_iterations": 0}, ValueError, "num_iterations must be >= 1"),
+    ],
+)
 def test_bad_options(kwargs, exc, match):
     with pytest.raises(exc, match="nonlinear_least_squares: " + match):
         nonlinear_least_squares(_rosenbrock, jnp.array([-1.2, 1.0]), **kwargs)

@@ -138,14 +138,28 @@ def test_strd_files_ship_in_the_installed_package(tmp_path):
     """Build a wheel (pip, with build isolation), install it into an empty folder, load every dataset."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(wheels), root], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), root],
+        check=True,
+        capture_output=True,
+    )
     target = tmp_path / "site"
     wheel = next(wheels.glob("mmljax-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    code = ("import mmljax.data as d, mmljax, sys; assert mmljax.__file__.startswith(sys.argv[1]), mmljax.__file__; "
-            "print(sum(d.load_strd(n).n for n in d.STRD_NAMES))")
-    out = subprocess.run([sys.executable, "-c", code, str(target)], check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import mmljax.data as d, mmljax, sys; assert mmljax.__file__.startswith(sys.argv[1]), mmljax.__file__; "
+        "print(sum(d.load_strd(n).n for n in d.STRD_NAMES))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )
     assert out.stdout.strip() == str(36 + 40 + 11 + 3 + 82 + 16 + 5 * 21)

@@ -9,8 +9,9 @@ that measure a machine limit on the same data (e.g. one read of `Φ`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from .._json import json_safe
 from .._validate import check_bool, check_int, check_real
@@ -98,7 +99,9 @@ class Variant:
         if self.role not in ROLES:
             raise ValueError(f"Variant {self.name!r}: role must be one of {ROLES}; got {self.role!r}")
         if not self.check and self.role != "bound":
-            raise ValueError(f"Variant {self.name!r}: only 'bound' variants may skip the check against the hand formula")
+            raise ValueError(
+                f"Variant {self.name!r}: only 'bound' variants may skip the check against the hand formula"
+            )
 
 
 @dataclass

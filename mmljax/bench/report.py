@@ -68,7 +68,19 @@ def _notes(p: PointResult, v: VariantResult) -> str:
     return "; ".join(notes)
 
 
-_COLUMNS = ("size", "variant", "median", "min", "spread", "vs hand", "% of peak", "compile", "XLA temp", "check", "notes")
+_COLUMNS = (
+    "size",
+    "variant",
+    "median",
+    "min",
+    "spread",
+    "vs hand",
+    "% of peak",
+    "compile",
+    "XLA temp",
+    "check",
+    "notes",
+)
 
 
 def _row(p: PointResult, v: VariantResult, first: bool) -> list[str]:
@@ -93,8 +105,10 @@ def _md_escape(s: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
+    out = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|",
+    ]
     out += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -115,8 +129,10 @@ def _machine_lines(run) -> list[str]:
         L = run.limits
         mm = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in L.matmul_gflops.items())
         bw = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in L.bandwidth_gbs.items())
-        lines.append(f"- machine limits, measured in this run: matmul {L.matmul_n}×{L.matmul_n} GFLOP/s: {mm}; "
-                     f"streaming read of {L.bandwidth_bytes / 2**20:.0f} MiB, GB/s: {bw}")
+        lines.append(
+            f"- machine limits, measured in this run: matmul {L.matmul_n}×{L.matmul_n} GFLOP/s: {mm}; "
+            f"streaming read of {L.bandwidth_bytes / 2**20:.0f} MiB, GB/s: {bw}"
+        )
     return lines
 
 
@@ -142,7 +158,11 @@ def markdown(run, *, title: str | None = None) -> str:
     parts += _machine_lines(run) + [""]
     for c in run.cases:
         parts.append(f"### Case {c.number}: `{c.name}` — {c.title}")
-        load = "" if c.load[0] is None else f" (load average {c.load[0]:.2f} → {c.load[1]:.2f} while it ran, {c.seconds:.0f} s)"
+        load = (
+            ""
+            if c.load[0] is None
+            else f" (load average {c.load[0]:.2f} → {c.load[1]:.2f} while it ran, {c.seconds:.0f} s)"
+        )
         parts += ["", c.description + load, ""]
         if c.status != "ok":
             parts += [f"**{c.status}**: {c.message}", ""]
@@ -154,8 +174,12 @@ def markdown(run, *, title: str | None = None) -> str:
         notes = list(dict.fromkeys(p.note for p in c.points if p.note))
         parts += [f"_{n}_" for n in notes] + ([""] if notes else [])
     if run.targets:
-        parts += ["### Targets", "", _md_table(["target", "measured (worst)", "threshold", "verdict", "detail"],
-                                             _target_rows(run)), ""]
+        parts += [
+            "### Targets",
+            "",
+            _md_table(["target", "measured (worst)", "threshold", "verdict", "detail"], _target_rows(run)),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -237,8 +261,14 @@ def write_plots(run, directory: str | Path) -> list[Path]:
                         ys.append(v.median_s)
                 if xs:
                     role = next(v.role for p in points for v in p.variants if v.name == name)
-                    ax.plot(xs, ys, marker=next(markers), linewidth=2.2 if role == "hand" else 1.2,
-                            linestyle="--" if role in ("peer", "bound") else "-", label=name)
+                    ax.plot(
+                        xs,
+                        ys,
+                        marker=next(markers),
+                        linewidth=2.2 if role == "hand" else 1.2,
+                        linestyle="--" if role in ("peer", "bound") else "-",
+                        label=name,
+                    )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(c.x_key)

@@ -8,7 +8,8 @@ import math
 import re
 import time
 import traceback
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import jax
 import numpy as np
@@ -64,7 +65,7 @@ def program_fingerprint(hlo_text: str) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith(("%", "ENTRY"))), 0)
     text = "\n".join(lines[start:])
     # Entry parameters are named after the Python arguments: name them by position instead.
-    entry = text[text.find("ENTRY"):]
+    entry = text[text.find("ENTRY") :]
     for name, idx in re.findall(r"%([\w.\-]+) = [^\n]*?\bparameter\((\d+)\)", entry):
         text = re.sub(rf"\b{re.escape(name)}\b", f"arg{idx}", text)
     text = re.sub(r",\s*metadata=\{[^}]*\}", "", text)
@@ -88,8 +89,9 @@ def _memory(compiled) -> dict[str, int] | None:
 
 
 class _Prepared:
-    def __init__(self, variant: Variant, thunk: Callable[[], Any] | None, compile_s, memory, status="", message="",
-                 program=None):
+    def __init__(
+        self, variant: Variant, thunk: Callable[[], Any] | None, compile_s, memory, status="", message="", program=None
+    ):
         self.variant, self.thunk, self.compile_s, self.memory = variant, thunk, compile_s, memory
         self.program = program
         self.status, self.message = status, message
@@ -113,9 +115,16 @@ def _prepare(v: Variant, point: Point, settings: Settings) -> _Prepared:
         program = None
     if mem is not None and mem["temp_bytes"] + mem["output_bytes"] > settings.memory_limit_bytes:
         need = (mem["temp_bytes"] + mem["output_bytes"]) / 1e9
-        return _Prepared(v, None, compile_s, mem, "skipped",
-                         f"would need {need:.2f} GB of temporaries and output (limit "
-                         f"{settings.memory_limit_bytes / 1e9:.2f} GB; --memory-limit raises it)", program)
+        return _Prepared(
+            v,
+            None,
+            compile_s,
+            mem,
+            "skipped",
+            f"would need {need:.2f} GB of temporaries and output (limit "
+            f"{settings.memory_limit_bytes / 1e9:.2f} GB; --memory-limit raises it)",
+            program,
+        )
     return _Prepared(v, lambda: compiled(*args), compile_s, mem, program=program)
 
 
@@ -201,25 +210,51 @@ def run_point(point: Point, settings: Settings, config: TimingConfig, limits: Li
         if p.variant.name in single:
             once = single[p.variant.name]
             timings[p.variant.name] = Timing(once, once, once, math.nan, (once,), 1, p.warmup_s, (1,))
-            p.message = (f"one call takes {once:.1f} s: measured once after the warm-up, not sampled "
-                         f"(--max-variant-s {settings.max_variant_s:g})")
+            p.message = (
+                f"one call takes {once:.1f} s: measured once after the warm-up, not sampled "
+                f"(--max-variant-s {settings.max_variant_s:g})"
+            )
     hand_t = timings.get(point.hand.name)
     results = []
     for p in prepared:
         v, t = p.variant, timings.get(p.variant.name)
-        kw: dict[str, Any] = dict(name=v.name, role=v.role, status=p.status or "ok", message=p.message or v.note,
-                                  rel_err=p.rel_err, compile_s=p.compile_s, warmup_s=p.warmup_s, memory=p.memory,
-                                  program=p.program)
+        kw: dict[str, Any] = dict(
+            name=v.name,
+            role=v.role,
+            status=p.status or "ok",
+            message=p.message or v.note,
+            rel_err=p.rel_err,
+            compile_s=p.compile_s,
+            warmup_s=p.warmup_s,
+            memory=p.memory,
+            program=p.program,
+        )
         if t is not None:
             pct, kind = _pct(v, point, t.median_s, limits, settings.dtype, platform)
-            kw.update(median_s=t.median_s, min_s=t.min_s, spread=None if math.isnan(t.spread) else t.spread, samples_s=t.samples_s, number=t.number,
-                      ratio_to_hand=(t.median_s / hand_t.median_s) if hand_t else None, pct_peak=pct, peak_kind=kind)
+            kw.update(
+                median_s=t.median_s,
+                min_s=t.min_s,
+                spread=None if math.isnan(t.spread) else t.spread,
+                samples_s=t.samples_s,
+                number=t.number,
+                ratio_to_hand=(t.median_s / hand_t.median_s) if hand_t else None,
+                pct_peak=pct,
+                peak_kind=kind,
+            )
         results.append(VariantResult(**kw))
-    for v in ordered[len(prepared):]:
-        results.append(VariantResult(name=v.name, role=v.role, status="error",
-                                     message="not run: the hand formula failed"))
-    return PointResult(sizes=dict(point.sizes), label=point.label, bound=point.bound, flops=point.flops,
-                       bytes=point.bytes, note=point.note, variants=results)
+    for v in ordered[len(prepared) :]:
+        results.append(
+            VariantResult(name=v.name, role=v.role, status="error", message="not run: the hand formula failed")
+        )
+    return PointResult(
+        sizes=dict(point.sizes),
+        label=point.label,
+        bound=point.bound,
+        flops=point.flops,
+        bytes=point.bytes,
+        note=point.note,
+        variants=results,
+    )
 
 
 def _debug() -> bool:

@@ -19,7 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,9 @@ def _time(fn, min_sample_s: float, samples: int) -> tuple[float, list[float]]:
     return first, per_call
 
 
-def _measure(n: int, p: int, device_counts: Sequence[int], methods: Sequence[str], seed: int,
-             min_sample_s: float, samples: int) -> list[dict[str, Any]]:
+def _measure(
+    n: int, p: int, device_counts: Sequence[int], methods: Sequence[str], seed: int, min_sample_s: float, samples: int
+) -> list[dict[str, Any]]:
     import jax
 
     rng = np.random.default_rng(seed)
@@ -67,21 +69,40 @@ def _measure(n: int, p: int, device_counts: Sequence[int], methods: Sequence[str
             _, per_call = _time(fit, min_sample_s, samples)
             median = statistics.median(per_call)
             rel = float(np.max(np.abs(result.coefficients - reference) / np.maximum(np.abs(reference), 1e-300)))
-            rows.append({
-                "devices": D, "n": n, "p": p, "method": method, "median_s": median,
-                "min_s": min(per_call), "max_s": max(per_call),
-                "spread": (max(per_call) - min(per_call)) / median if median > 0 else 0.0,
-                "samples_s": per_call, "compile_s": max(first_call - median, 0.0),
-                "max_rel_diff_vs_single_device": rel, "refinement_steps": int(result.refinement_steps),
-                "bytes_communicated": communication_bytes(p, D, method=method),
-                "platform": jax.devices()[0].platform, "jax": jax.__version__, "dtype": "float64",
-            })
+            rows.append(
+                {
+                    "devices": D,
+                    "n": n,
+                    "p": p,
+                    "method": method,
+                    "median_s": median,
+                    "min_s": min(per_call),
+                    "max_s": max(per_call),
+                    "spread": (max(per_call) - min(per_call)) / median if median > 0 else 0.0,
+                    "samples_s": per_call,
+                    "compile_s": max(first_call - median, 0.0),
+                    "max_rel_diff_vs_single_device": rel,
+                    "refinement_steps": int(result.refinement_steps),
+                    "bytes_communicated": communication_bytes(p, D, method=method),
+                    "platform": jax.devices()[0].platform,
+                    "jax": jax.__version__,
+                    "dtype": "float64",
+                }
+            )
     return rows
 
 
-def scaling_benchmark(n: int = 40_000, p: int = 16, device_counts: Sequence[int] = (1, 2, 4, 8), *,
-                      methods: Sequence[str] = ("qr", "normal"), seed: int = 0, min_sample_s: float = 0.1,
-                      samples: int = 5, timeout_s: float = 1800.0) -> list[dict[str, Any]]:
+def scaling_benchmark(
+    n: int = 40_000,
+    p: int = 16,
+    device_counts: Sequence[int] = (1, 2, 4, 8),
+    *,
+    methods: Sequence[str] = ("qr", "normal"),
+    seed: int = 0,
+    min_sample_s: float = 0.1,
+    samples: int = 5,
+    timeout_s: float = 1800.0,
+) -> list[dict[str, Any]]:
     """Strong scaling of `least_squares(Phi, y, mesh=make_mesh(D))` for each `D` in `device_counts`.
 
     **Arguments:** `n × p` the (fixed) problem size, a Chebyshev design with noise; `methods`
@@ -100,23 +121,36 @@ def scaling_benchmark(n: int = 40_000, p: int = 16, device_counts: Sequence[int]
     if not counts or min(counts) < 1:
         raise ValueError(f"scaling_benchmark: device_counts must be positive integers; got {device_counts!r}")
     if n < max(counts) * p:
-        raise ValueError(f"scaling_benchmark: n = {n} rows are too few for {max(counts)} devices of at least p = {p} "
-                         f"rows each")
-    args = dict(n=int(n), p=int(p), device_counts=counts, methods=list(methods), seed=int(seed),
-                min_sample_s=float(min_sample_s), samples=int(samples))
+        raise ValueError(
+            f"scaling_benchmark: n = {n} rows are too few for {max(counts)} devices of at least p = {p} rows each"
+        )
+    args = dict(
+        n=int(n),
+        p=int(p),
+        device_counts=counts,
+        methods=list(methods),
+        seed=int(seed),
+        min_sample_s=float(min_sample_s),
+        samples=int(samples),
+    )
     import jax
 
     if len(jax.devices()) >= max(counts):
         with float64_scope():
             return _measure(**args)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1",
-               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
-                         f"--xla_force_host_platform_device_count={max(counts)}".strip())
-    code = ("import json, sys; from mmljax.bench.scaling import _measure; "
-            "print(json.dumps(_measure(**json.loads(sys.argv[1]))))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True,
-                          timeout=timeout_s)
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_ENABLE_X64="1",
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={max(counts)}".strip(),
+    )
+    code = (
+        "import json, sys; from mmljax.bench.scaling import _measure; "
+        "print(json.dumps(_measure(**json.loads(sys.argv[1]))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"scaling_benchmark: the measuring subprocess failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .case import Case, CaseResult, Settings
 from .machine import Limits, load_avg, machine_info, measure_limits
@@ -74,8 +75,13 @@ def run_benchmarks(
         if progress:
             progress("machine limits")
         dtypes = (settings.dtype,) + tuple(d for d in ("float64", "float32") if d != settings.dtype)
-        limits = measure_limits(config, dtypes=dtypes, matmul_n=settings.pick(2000, 1536, 256),
-                                bandwidth_bytes=settings.pick(256, 256, 8) * 2**20, seed=settings.seed)
+        limits = measure_limits(
+            config,
+            dtypes=dtypes,
+            matmul_n=settings.pick(2000, 1536, 256),
+            bandwidth_bytes=settings.pick(256, 256, 8) * 2**20,
+            seed=settings.seed,
+        )
     results = [run_case(c, settings, config, limits, progress) for c in cases]
     run = BenchRun(settings, config, info, limits, results, command=command)
     run.targets = _targets.evaluate(run)

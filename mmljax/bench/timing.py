@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
@@ -42,7 +43,9 @@ class TimingConfig:
         check_real(self.min_sample_s, "TimingConfig", "min_sample_s", minimum=0.0, strict=True)
         check_int(self.samples, "TimingConfig", "samples")
         if self.samples < 5:
-            raise ValueError(f"TimingConfig: at least 5 samples are needed for a median and a spread; got {self.samples}")
+            raise ValueError(
+                f"TimingConfig: at least 5 samples are needed for a median and a spread; got {self.samples}"
+            )
         check_int(self.max_number, "TimingConfig", "max_number", minimum=1)
 
 
@@ -50,7 +53,8 @@ class Timing(NamedTuple):
     """Per-call times of one variant, in seconds.
 
     `median_s` and `min_s` over the samples; `spread` is `(max − min) / median` of the samples;
-    `samples_s` the per-call time of each sample; `number` the fewest calls in a sample, `calls` the calls of each; `warmup_s` the
+    `samples_s` the per-call time of each sample; `number` the fewest calls in a sample, `calls` the calls of
+    each; `warmup_s` the
     first call (after compilation), not part of the samples.
     """
 

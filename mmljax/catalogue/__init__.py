@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
 
 from .._validate import check_int
 from . import lectures, matrix, models, scalar, vector
@@ -51,9 +51,7 @@ def select(pattern: str | None = None, identities: Iterable[Identity] | None = N
         return rows
     pat = pattern.lower()
     glob = pat if any(c in pat for c in "*?[") else f"*{pat}*"
-    return tuple(
-        r for r in rows if any(fnmatch.fnmatch(s.lower(), glob) for s in (r.name, r.source, r.domain))
-    )
+    return tuple(r for r in rows if any(fnmatch.fnmatch(s.lower(), glob) for s in (r.name, r.source, r.domain)))
 
 
 def run(

@@ -12,7 +12,8 @@ of its fusion emitters, which cuts compile time about fourfold on this kind of p
 0.12 s instead of 0.50 s CPU per program). The arithmetic stays IEEE float64 (no fast-math either
 way), but the unoptimised build evaluates some expressions differently, so values can differ
 from the optimised build in the last bit or two (measured: ≤ 5e-16 relative; finite differences
-divide that by their step, giving ~4e-11 relative: far below their 1e-6 tolerance). XLA builds that lack one of these options fall
+divide that by their step, giving ~4e-11 relative: far below their 1e-6 tolerance). XLA builds that lack
+one of these options fall
 back to fewer options.
 """
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -151,32 +153,36 @@ class IdentityReport:
         return self.status in ("pass", "known wrong")
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "name": self.name,
-            "source": self.source,
-            "domain": self.domain,
-            "kind": self.kind,
-            "status": self.status,
-            "passed": self.passed,
-            "expect_fail": self.expect_fail,
-            "autodiff_rel": self.autodiff_rel,
-            "finite_diff_rel": self.finite_diff_rel,
-            "taylor_order": self.taylor_order,
-            "witnesses": dict(self.witnesses),
-            "shapes": [list(s) for s in self.shapes],
-            "sizes": list(self.sizes),
-            "checks": self.checks,
-            "failed": self.failed,
-            "seconds": self.seconds,
-            "message": self.message,
-            "note": self.note,
-        })
+        return json_safe(
+            {
+                "name": self.name,
+                "source": self.source,
+                "domain": self.domain,
+                "kind": self.kind,
+                "status": self.status,
+                "passed": self.passed,
+                "expect_fail": self.expect_fail,
+                "autodiff_rel": self.autodiff_rel,
+                "finite_diff_rel": self.finite_diff_rel,
+                "taylor_order": self.taylor_order,
+                "witnesses": dict(self.witnesses),
+                "shapes": [list(s) for s in self.shapes],
+                "sizes": list(self.sizes),
+                "checks": self.checks,
+                "failed": self.failed,
+                "seconds": self.seconds,
+                "message": self.message,
+                "note": self.note,
+            }
+        )
 
 
 def _to_device(a):
     """numpy (or Python) leaves -> JAX arrays without compiling anything (`jnp.asarray` of a
     numpy array compiles a small staging program per shape)."""
-    return jax.tree_util.tree_map(lambda leaf: leaf if isinstance(leaf, jax.Array) else jax.device_put(np.asarray(leaf)), a)
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf if isinstance(leaf, jax.Array) else jax.device_put(np.asarray(leaf)), a
+    )
 
 
 def require_x64(where: str) -> None:
@@ -253,7 +259,9 @@ def _check_sizes(sizes: Any, where: str) -> None:
         check_int(s, where, "sizes", minimum=1)
 
 
-def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", seed: int = 0, draws: int = 2) -> IdentityReport:
+def run_identity(
+    identity: Identity, *, sizes: str | tuple[int, ...] = "small", seed: int = 0, draws: int = 2
+) -> IdentityReport:
     """Check one identity at each of its sizes, `draws` random inputs each, in float64.
 
     **Arguments:** `sizes` is "small" (the row's `sizes`), "medium" (its `medium_sizes`) or an
@@ -272,8 +280,11 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     is_min = identity.minimiser is not None
-    worst = {"newton_step": 0.0, "min_eigenvalue": math.inf} if is_min else \
-        {"jacfwd": 0.0, "jacrev": 0.0, "finite_diff": 0.0, "taylor_order": math.inf}
+    worst = (
+        {"newton_step": 0.0, "min_eigenvalue": math.inf}
+        if is_min
+        else {"jacfwd": 0.0, "jacrev": 0.0, "finite_diff": 0.0, "taylor_order": math.inf}
+    )
     shapes: list[tuple[int, ...]] = []
     checks = failed = 0
     first_msg = fail_msg = ""
@@ -300,9 +311,17 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
                         shape = tuple(np.shape(x))
                     else:  # a pytree point: the checker flattens it (one compilation per draw)
                         r = check_derivative(
-                            lambda z, a=args: f(z, *a), lambda z, a=args: identity.derivative(z, *a), x,
-                            order=identity.order, layout=identity.layout, rtol=identity.rtol, atol=identity.atol,
-                            fd_rtol=identity.fd_rtol, name=identity.name, seed=seed_d)
+                            lambda z, a=args: f(z, *a),
+                            lambda z, a=args: identity.derivative(z, *a),
+                            x,
+                            order=identity.order,
+                            layout=identity.layout,
+                            rtol=identity.rtol,
+                            atol=identity.atol,
+                            fd_rtol=identity.fd_rtol,
+                            name=identity.name,
+                            seed=seed_d,
+                        )
                         shape = (sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(x)),)
                     for k, w in r.witnesses.items():
                         if k == "taylor":
@@ -329,8 +348,10 @@ def run_identity(identity: Identity, *, sizes: str | tuple[int, ...] = "small", 
     else:
         status = "fail" if failed else "pass"
     if status == "unexpected pass":
-        first_msg = (f"'{identity.name}' is marked expect_fail but passed all {checks} checks — "
-                     "the checker no longer rejects it (or the row is not wrong)\n" + first_msg)
+        first_msg = (
+            f"'{identity.name}' is marked expect_fail but passed all {checks} checks — "
+            "the checker no longer rejects it (or the row is not wrong)\n" + first_msg
+        )
     if is_min:
         ad, fd, order = worst["newton_step"], math.nan, math.nan
     else:

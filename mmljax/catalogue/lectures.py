@@ -33,6 +33,7 @@ DATA_MEDIUM = (100, 400, 1000)
 
 # ---- Lecture 1.2: L(a) = Σ (a x_n − y_n)² --------------------------------------------------------
 
+
 def _ax_data(rng, n):
     x, y = normal(rng, (n,)), normal(rng, (n,))
     return normal(rng), (x, y)
@@ -43,6 +44,7 @@ def _ls_scalar(a, x, y):
 
 
 # ---- Lecture 1.3-1.4: the polynomial model θᵀφ(x) and its least-squares loss --------------------
+
 
 def _phi3(x):
     """The lecture's cubic features φ(x) = [x³, x², x, 1] (for a scalar x), or the N x 4 design
@@ -106,6 +108,7 @@ def _steepest_sample(rng, n):
 
 # ---- Lecture 1.4: chain rule, Ax, least squares -------------------------------------------------
 
+
 def _t_sample(rng, n):
     """|t| ∈ [0.3, 2.8]: away from the zeros t = 0, ±π of df/dt (a relative error is ill-conditioned there)."""
     return rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 2.8), ()
@@ -121,6 +124,7 @@ def _Ax_sample(rng, n):
 
 
 # ---- Lecture 1.5 / 2: L(x) = ½||y − A sin x||² and its factors ----------------------------------
+
 
 def _sin_loss(x, A, y):
     return 0.5 * jnp.sum((y - A @ jnp.sin(x)) ** 2)
@@ -154,6 +158,7 @@ def _c_sample(rng, n):
 
 
 # ---- Lecture 2: linear regression with φ(x) = [1, x, x²] -----------------------------------------
+
 
 def _phi2(xs):
     return jnp.stack([jnp.ones_like(xs), xs, xs**2], axis=-1)
@@ -241,6 +246,7 @@ def _deep_dA1(A1, x, b1, A2, b2, A3, b3):
 
 # ---- Lecture 2: derivatives by a matrix ---------------------------------------------------------
 
+
 def _Axy_sample(rng, n):
     """A (M x N), x ∈ R^N, y ∈ R^M with N = n, M = n + 1."""
     return normal(rng, (n + 1, n)), (normal(rng, (n,)), normal(rng, (n + 1,)))
@@ -321,37 +327,56 @@ IDENTITIES = (
     # ---- Lecture 1.3 ------------------------------------------------------------------------
     Identity(
         name="f(x) = θᵀφ(x), φ(x) = [x³, x², x, 1]: df/dθ = φ(x)ᵀ",
-        source=L13 + ", polynomial model", domain="lectures",
-        f=lambda theta, x: _phi3(x) @ theta, derivative=lambda theta, x: _phi3(x),
-        sample=_poly_theta_sample, sizes=FIXED, medium_sizes=FIXED,
+        source=L13 + ", polynomial model",
+        domain="lectures",
+        f=lambda theta, x: _phi3(x) @ theta,
+        derivative=lambda theta, x: _phi3(x),
+        sample=_poly_theta_sample,
+        sizes=FIXED,
+        medium_sizes=FIXED,
     ),
     Identity(
         name="f(x) = θᵀφ(x): df/dx = 3θ₃x² + 2θ₂x + θ₁",
-        source=L13 + ", polynomial model", domain="lectures",
+        source=L13 + ", polynomial model",
+        domain="lectures",
         f=lambda x, theta: _phi3(x) @ theta,
         derivative=lambda x, theta: 3 * theta[0] * x**2 + 2 * theta[1] * x + theta[2],
-        sample=_poly_x_sample, sizes=FIXED, medium_sizes=FIXED,
+        sample=_poly_x_sample,
+        sizes=FIXED,
+        medium_sizes=FIXED,
     ),
     Identity(
         name="directional derivative ∇_v L(θ) = d/dh L(θ + hv) = (dL/dθ) v",
-        source=L13 + ", directional derivative", domain="lectures",
-        f=_along, derivative=lambda h, theta, v, xs, y: _cubic_grad(theta + h * v, xs, y) @ v,
-        sample=_directional_sample, sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        source=L13 + ", directional derivative",
+        domain="lectures",
+        f=_along,
+        derivative=lambda h, theta, v, xs, y: _cubic_grad(theta + h * v, xs, y) @ v,
+        sample=_directional_sample,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
         note="L(θ) = ||y − Φθ||² with cubic features; the hand gradient is −2(y − Φθ)ᵀΦ",
     ),
     Identity(
         name="steepest ascent: v = ∇L/||∇L|| maximises ∇_v L over unit v",
-        source=L13 + ", direction of steepest ascent", domain="lectures",
-        f=_steepest_objective, minimiser=_steepest_minimiser,
-        sample=_steepest_sample, sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        source=L13 + ", direction of steepest ascent",
+        domain="lectures",
+        f=_steepest_objective,
+        minimiser=_steepest_minimiser,
+        sample=_steepest_sample,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
         note="minimiser of −∇_v L/||v|| + ½(||v||² − 1)² (the penalty fixes the length; cos β = 1)",
     ),
     # ---- Lecture 1.4 ------------------------------------------------------------------------
     Identity(
         name="L(θ) = ||y − Φθ||²: dL/dθ = −2(y − Φθ)ᵀΦ (cubic features)",
-        source=L14 + ", linear regression as a composition", domain="lectures",
-        f=_cubic_loss, derivative=_cubic_grad, sample=_theta_data,
-        sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        source=L14 + ", linear regression as a composition",
+        domain="lectures",
+        f=_cubic_loss,
+        derivative=_cubic_grad,
+        sample=_theta_data,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
     ),
     Identity(
         name="chain rule: f = x1² + 2 x2, x(t) = (sin t, cos t): df/dt = 2 sin t (cos t − 1)",
@@ -365,8 +390,11 @@ IDENTITIES = (
     ),
     Identity(
         name="Jacobian of f: R^N → R^M, f(x) = A(x ⊙ x): J[m, n] = 2 A_mn x_n",
-        source=L14 + ", Jacobian df[m, n] = ∂f_m/∂x_n", domain="lectures",
-        f=lambda x, A, y: A @ (x * x), derivative=lambda x, A, y: 2 * A * x[None, :], sample=_Ax_sample,
+        source=L14 + ", Jacobian df[m, n] = ∂f_m/∂x_n",
+        domain="lectures",
+        f=lambda x, A, y: A @ (x * x),
+        derivative=lambda x, A, y: 2 * A * x[None, :],
+        sample=_Ax_sample,
     ),
     Identity(
         name="d(Ax)/dx = A",
@@ -387,129 +415,196 @@ IDENTITIES = (
     # ---- Lecture 1.5 ------------------------------------------------------------------------
     Identity(
         name="second directional derivative d²/dh² L(x + hv) = vᵀ H v, L = ½||y − A sin x||²",
-        source=L15 + ", ∇_v[(dL/dθ) v] = vᵀHv", domain="lectures",
-        f=_sin_loss_along, derivative=_vHv, order=2, sample=_second_directional_sample,
+        source=L15 + ", ∇_v[(dL/dθ) v] = vᵀHv",
+        domain="lectures",
+        f=_sin_loss_along,
+        derivative=_vHv,
+        order=2,
+        sample=_second_directional_sample,
     ),
     # ---- Lecture 2: ½||y − A sin x||² and each factor ------------------------------------------
     Identity(
-        name="L(e) = ½||e||²: dL/de = eᵀ", source=L2 + ", first factor", domain="lectures",
-        f=lambda e: 0.5 * e @ e, derivative=lambda e: e, sample=_e_sample,
+        name="L(e) = ½||e||²: dL/de = eᵀ",
+        source=L2 + ", first factor",
+        domain="lectures",
+        f=lambda e: 0.5 * e @ e,
+        derivative=lambda e: e,
+        sample=_e_sample,
     ),
     Identity(
-        name="e(c) = y − Ac: de/dc = −A", source=L2 + ", second factor", domain="lectures",
-        f=lambda c, A, y: y - A @ c, derivative=lambda c, A, y: -A, sample=_c_sample,
+        name="e(c) = y − Ac: de/dc = −A",
+        source=L2 + ", second factor",
+        domain="lectures",
+        f=lambda c, A, y: y - A @ c,
+        derivative=lambda c, A, y: -A,
+        sample=_c_sample,
     ),
     Identity(
-        name="c(x) = sin x: dc/dx = diag(cos x)", source=L2 + ", third factor", domain="lectures",
-        f=jnp.sin, derivative=lambda x: jnp.diag(jnp.cos(x)), sample=_e_sample,
+        name="c(x) = sin x: dc/dx = diag(cos x)",
+        source=L2 + ", third factor",
+        domain="lectures",
+        f=jnp.sin,
+        derivative=lambda x: jnp.diag(jnp.cos(x)),
+        sample=_e_sample,
     ),
     Identity(
         name="L(x) = ½||y − A sin x||²: dL/dx = (dL/de)(de/dc)(dc/dx) = eᵀ(−A) diag(cos x)",
-        source=L2 + ", chain of the three factors", domain="lectures",
+        source=L2 + ", chain of the three factors",
+        domain="lectures",
         f=_sin_loss,
         derivative=lambda x, A, y: (y - A @ jnp.sin(x)) @ (-A) @ jnp.diag(jnp.cos(x)),
         sample=_c_sample,
     ),
     Identity(
         name="Hessian of ½||y − A sin x||² = diag(cos x)AᵀA diag(cos x) + diag(sin x ⊙ Aᵀe)",
-        source=L2 + " with " + L15, domain="lectures",
-        f=_sin_loss, derivative=_sin_hessian, order=2, sample=_c_sample,
+        source=L2 + " with " + L15,
+        domain="lectures",
+        f=_sin_loss,
+        derivative=_sin_hessian,
+        order=2,
+        sample=_c_sample,
     ),
     # ---- Lecture 2: linear regression -------------------------------------------------------
     Identity(
         name="L(θ) = ½||y − Φθ||², φ(x) = [1, x, x²]: dL/dθ = −(y − Φθ)ᵀΦ",
-        source=L2 + ", linear regression", domain="lectures",
-        f=_lr_loss, derivative=lambda theta, xs, y: -(y - _phi2(xs) @ theta) @ _phi2(xs),
-        sample=_lr_sample, sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        source=L2 + ", linear regression",
+        domain="lectures",
+        f=_lr_loss,
+        derivative=lambda theta, xs, y: -(y - _phi2(xs) @ theta) @ _phi2(xs),
+        sample=_lr_sample,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
     ),
     Identity(
-        name="L(θ) = ½||y − Φθ||²: d²L/dθ² = ΦᵀΦ", source=L2 + " with " + L15, domain="lectures",
-        f=_lr_loss, derivative=lambda theta, xs, y: _phi2(xs).T @ _phi2(xs), order=2,
-        sample=_lr_sample, sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        name="L(θ) = ½||y − Φθ||²: d²L/dθ² = ΦᵀΦ",
+        source=L2 + " with " + L15,
+        domain="lectures",
+        f=_lr_loss,
+        derivative=lambda theta, xs, y: _phi2(xs).T @ _phi2(xs),
+        order=2,
+        sample=_lr_sample,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
     ),
     Identity(
         name="normal equations: θ = (ΦᵀΦ)⁻¹Φᵀy minimises ½||y − Φθ||²",
-        source=L2 + ", linear regression", domain="lectures",
-        f=_lr_loss, minimiser=_normal_equations,
-        sample=_lr_sample, sizes=DATA_SIZES, medium_sizes=DATA_MEDIUM,
+        source=L2 + ", linear regression",
+        domain="lectures",
+        f=_lr_loss,
+        minimiser=_normal_equations,
+        sample=_lr_sample,
+        sizes=DATA_SIZES,
+        medium_sizes=DATA_MEDIUM,
     ),
     # ---- Lecture 2: learned features σ(Ax + b) -------------------------------------------------
     Identity(
-        name="σ(Ax + b) w.r.t. x: diag(σ'(z)) A", source=L2 + ", learned features", domain="lectures",
+        name="σ(Ax + b) w.r.t. x: diag(σ'(z)) A",
+        source=L2 + ", learned features",
+        domain="lectures",
         f=lambda x, A, b: _sigmoid(A @ x + b),
-        derivative=lambda x, A, b: _dsigmoid(A @ x + b)[:, None] * A, sample=_layer_sample,
+        derivative=lambda x, A, b: _dsigmoid(A @ x + b)[:, None] * A,
+        sample=_layer_sample,
     ),
     Identity(
-        name="σ(Ax + b) w.r.t. b: diag(σ'(z))", source=L2 + ", learned features", domain="lectures",
+        name="σ(Ax + b) w.r.t. b: diag(σ'(z))",
+        source=L2 + ", learned features",
+        domain="lectures",
         f=lambda b, A, x: _sigmoid(A @ x + b),
-        derivative=lambda b, A, x: jnp.diag(_dsigmoid(A @ x + b)), sample=_layer_b_sample,
+        derivative=lambda b, A, x: jnp.diag(_dsigmoid(A @ x + b)),
+        sample=_layer_b_sample,
     ),
     Identity(
         name="σ(Ax + b) w.r.t. A: rank-3 tensor J[i, j, k] = σ'(z_i) δ_ij x_k",
-        source=L2 + ", derivative of a vector by a matrix", domain="lectures",
+        source=L2 + ", derivative of a vector by a matrix",
+        domain="lectures",
         f=lambda A, x, b: _sigmoid(A @ x + b),
         derivative=lambda A, x, b: jnp.einsum("i,ij,k->ijk", _dsigmoid(A @ x + b), jnp.eye(A.shape[0]), x),
         sample=_layer_A_sample,
     ),
     Identity(
         name="σ(Ax + b) w.r.t. vec A: diag(σ'(z)) (xᵀ ⊗ I_M)",
-        source=L2 + ", the vec form (vec(Ax) = (xᵀ ⊗ I) vec A)", domain="lectures",
+        source=L2 + ", the vec form (vec(Ax) = (xᵀ ⊗ I) vec A)",
+        domain="lectures",
         f=lambda A, x, b: _sigmoid(A @ x + b),
         derivative=lambda A, x, b: _dsigmoid(A @ x + b)[:, None] * jnp.kron(x[None, :], jnp.eye(A.shape[0])),
-        layout="vec", sample=_layer_A_sample,
+        layout="vec",
+        sample=_layer_A_sample,
     ),
     Identity(
-        name="f(x) = θᵀσ(Ax + b): df/dA = (θ ⊙ σ'(z)) xᵀ", source=L2 + ", learned-feature model",
-        domain="lectures", f=lambda A, x, b, theta: theta @ _sigmoid(A @ x + b),
+        name="f(x) = θᵀσ(Ax + b): df/dA = (θ ⊙ σ'(z)) xᵀ",
+        source=L2 + ", learned-feature model",
+        domain="lectures",
+        f=lambda A, x, b, theta: theta @ _sigmoid(A @ x + b),
         derivative=lambda A, x, b, theta: jnp.outer(theta * _dsigmoid(A @ x + b), x),
         sample=_feature_model_sample,
     ),
     Identity(
         name="deep composition f₃(f₂(f₁(x))), f_l = σ(A_l f_{l−1} + b_l): df/dx = D₃A₃ D₂A₂ D₁A₁",
-        source=L2 + ", deep layer composition (backpropagation)", domain="lectures",
-        f=_deep_forward, derivative=_deep_dx, sample=_deep_sample,
+        source=L2 + ", deep layer composition (backpropagation)",
+        domain="lectures",
+        f=_deep_forward,
+        derivative=_deep_dx,
+        sample=_deep_sample,
         note="D_l = diag(σ'(z_l)) at each layer's pre-activation z_l",
     ),
     Identity(
         name="deep composition w.r.t. vec A₁: D₃A₃ D₂A₂ D₁ (xᵀ ⊗ I)",
-        source=L2 + ", deep layer composition (backpropagation)", domain="lectures",
+        source=L2 + ", deep layer composition (backpropagation)",
+        domain="lectures",
         f=lambda A1, x, b1, A2, b2, A3, b3: _deep_forward(x, A1, b1, A2, b2, A3, b3),
-        derivative=_deep_dA1, layout="vec", sample=_deep_A1_sample,
+        derivative=_deep_dA1,
+        layout="vec",
+        sample=_deep_A1_sample,
     ),
     # ---- Lecture 2: derivatives by a matrix -------------------------------------------------
     Identity(
         name="g(A) = Ax − y: dg/dA is rank 3, ∂g_k/∂A_ij = δ_ki x_j",
-        source=L2 + ", chain rule through g(A) = Ax − y", domain="lectures",
+        source=L2 + ", chain rule through g(A) = Ax − y",
+        domain="lectures",
         f=lambda A, x, y: A @ x - y,
-        derivative=lambda A, x, y: jnp.einsum("ki,j->kij", jnp.eye(A.shape[0]), x), sample=_Axy_sample,
+        derivative=lambda A, x, y: jnp.einsum("ki,j->kij", jnp.eye(A.shape[0]), x),
+        sample=_Axy_sample,
     ),
     Identity(
-        name="d/dA ||Ax − y||² = 2(Ax − y)xᵀ", source=L2 + ", derivative by a matrix", domain="lectures",
+        name="d/dA ||Ax − y||² = 2(Ax − y)xᵀ",
+        source=L2 + ", derivative by a matrix",
+        domain="lectures",
         f=lambda A, x, y: jnp.sum((A @ x - y) ** 2),
-        derivative=lambda A, x, y: 2 * jnp.outer(A @ x - y, x), sample=_Axy_sample,
+        derivative=lambda A, x, y: 2 * jnp.outer(A @ x - y, x),
+        sample=_Axy_sample,
     ),
     Identity(
-        name="d/dA xᵀAx = xxᵀ", source=L2 + "; Matrix Cookbook eq. (72)", domain="lectures",
-        f=lambda A, x: x @ A @ x, derivative=lambda A, x: jnp.outer(x, x), sample=_xAx_sample,
+        name="d/dA xᵀAx = xxᵀ",
+        source=L2 + "; Matrix Cookbook eq. (72)",
+        domain="lectures",
+        f=lambda A, x: x @ A @ x,
+        derivative=lambda A, x: jnp.outer(x, x),
+        sample=_xAx_sample,
     ),
     Identity(
         name="d/dθ xᵀA(θ)x = df/dvec A · dvec A/dθ = (x ⊗ x)ᵀ diag(1 − tanh²(Wθ)) W",
-        source=L2 + ", vec chain rule (shapes corrected, GUIDE.md §9)", domain="lectures",
-        f=_xA_theta_x, derivative=_xA_theta_x_grad, sample=_theta_sample,
+        source=L2 + ", vec chain rule (shapes corrected, GUIDE.md §9)",
+        domain="lectures",
+        f=_xA_theta_x,
+        derivative=_xA_theta_x_grad,
+        sample=_theta_sample,
         note="vec A(θ) = tanh(Wθ); (1 x L) = (1 x N²)(N² x L), the lecture's garbled shapes corrected",
     ),
     Identity(
         name="matrix → matrix F(X) = A tanh(X) B: dF[p, q, m, n] = A_pm (1 − tanh² X_mn) B_nq",
-        source=L2 + ", 4-index tensor df[p, q, m, n] = ∂f_pq/∂X_mn", domain="lectures",
+        source=L2 + ", 4-index tensor df[p, q, m, n] = ∂f_pq/∂X_mn",
+        domain="lectures",
         f=lambda X, A, B: A @ jnp.tanh(X) @ B,
         derivative=lambda X, A, B: jnp.einsum("pm,mn,nq->pqmn", A, 1 - jnp.tanh(X) ** 2, B),
         sample=_mat_to_mat_sample,
     ),
     Identity(
         name="matrix → matrix F(X) = A tanh(X) B as a (PQ x MN) vec matrix: (Bᵀ ⊗ A) diag(vec(1 − tanh² X))",
-        source=L2 + ", the same derivative through vec", domain="lectures",
+        source=L2 + ", the same derivative through vec",
+        domain="lectures",
         f=lambda X, A, B: A @ jnp.tanh(X) @ B,
         derivative=lambda X, A, B: jnp.kron(B.T, A) * jnp.ravel(1 - jnp.tanh(X) ** 2, order="F")[None, :],
-        layout="vec", sample=_mat_to_mat_sample,
+        layout="vec",
+        sample=_mat_to_mat_sample,
     ),
 )

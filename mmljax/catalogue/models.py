@@ -107,8 +107,10 @@ def _mlp_sample(template):
 
     def sample(rng, n):
         params = mlp.MLPParams(
-            tuple(mlp.Layer(normal(rng, (m, k)) / np.sqrt(k), 0.5 * normal(rng, (m,)))
-                  for k, m in zip(sizes[:-1], sizes[1:])),
+            tuple(
+                mlp.Layer(normal(rng, (m, k)) / np.sqrt(k), 0.5 * normal(rng, (m,)))
+                for k, m in zip(sizes[:-1], sizes[1:])
+            ),
             template.activation,
         )
         y = normal(rng, (n,) if sizes[-1] == 1 else (n, sizes[-1]))

@@ -11,7 +11,8 @@ program (see `Identity`).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -88,17 +89,32 @@ def _sample_for(entry: Entry):
 def _table_rows():
     rows = []
     for e in TABLE:
-        rows.append(Identity(
-            name=f"d/dx {e.name}", source=TABLE_SOURCE, domain="scalar",
-            f=e.f, derivative=e.df, sample=_sample_for(e),
-            sizes=SCALAR_SIZES, medium_sizes=SCALAR_SIZES,
-        ))
+        rows.append(
+            Identity(
+                name=f"d/dx {e.name}",
+                source=TABLE_SOURCE,
+                domain="scalar",
+                f=e.f,
+                derivative=e.df,
+                sample=_sample_for(e),
+                sizes=SCALAR_SIZES,
+                medium_sizes=SCALAR_SIZES,
+            )
+        )
     for e in TABLE:
-        rows.append(Identity(
-            name=f"d²/dx² {e.name}", source=TABLE_SOURCE + " (applied twice)", domain="scalar",
-            f=e.f, derivative=e.d2f, order=2, sample=_sample_for(e),
-            sizes=SCALAR_SIZES, medium_sizes=SCALAR_SIZES,
-        ))
+        rows.append(
+            Identity(
+                name=f"d²/dx² {e.name}",
+                source=TABLE_SOURCE + " (applied twice)",
+                domain="scalar",
+                f=e.f,
+                derivative=e.d2f,
+                order=2,
+                sample=_sample_for(e),
+                sizes=SCALAR_SIZES,
+                medium_sizes=SCALAR_SIZES,
+            )
+        )
     return rows
 
 
@@ -201,57 +217,114 @@ def _inverse_sample(rng, n):
 _n = len(TABLE)
 _RULE_ROWS = [
     Identity(
-        name="d/dx xⁿ = n xⁿ⁻¹ (real n, x > 0)", source=TABLE_SOURCE, domain="scalar",
-        f=lambda x, n: x**n, derivative=lambda x, n: n * x ** (n - 1), sample=_power_sample,
-        sizes=SCALAR_SIZES, medium_sizes=SCALAR_SIZES,
+        name="d/dx xⁿ = n xⁿ⁻¹ (real n, x > 0)",
+        source=TABLE_SOURCE,
+        domain="scalar",
+        f=lambda x, n: x**n,
+        derivative=lambda x, n: n * x ** (n - 1),
+        sample=_power_sample,
+        sizes=SCALAR_SIZES,
+        medium_sizes=SCALAR_SIZES,
     ),
     Identity(
-        name="d²/dx² xⁿ = n(n − 1) xⁿ⁻² (real n, x > 0)", source=TABLE_SOURCE + " (applied twice)",
-        domain="scalar", f=lambda x, n: x**n, derivative=lambda x, n: n * (n - 1) * x ** (n - 2),
-        order=2, sample=_power_sample, sizes=SCALAR_SIZES, medium_sizes=SCALAR_SIZES,
+        name="d²/dx² xⁿ = n(n − 1) xⁿ⁻² (real n, x > 0)",
+        source=TABLE_SOURCE + " (applied twice)",
+        domain="scalar",
+        f=lambda x, n: x**n,
+        derivative=lambda x, n: n * (n - 1) * x ** (n - 2),
+        order=2,
+        sample=_power_sample,
+        sizes=SCALAR_SIZES,
+        medium_sizes=SCALAR_SIZES,
     ),
     Identity(
-        name="sum rule (a f + b g)' = a f' + b g' (random f, g from the table)", source=RULES_SOURCE,
-        domain="scalar", f=_sum_f, derivative=_sum_df, sample=_composition_sample(_n, _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
+        name="sum rule (a f + b g)' = a f' + b g' (random f, g from the table)",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_sum_f,
+        derivative=_sum_df,
+        sample=_composition_sample(_n, _n),
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL,
     ),
     Identity(
-        name="product rule (f g)' = f' g + f g' (random f, g)", source=RULES_SOURCE, domain="scalar",
-        f=_prod_f, derivative=_prod_df, sample=_composition_sample(_n, _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
+        name="product rule (f g)' = f' g + f g' (random f, g)",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_prod_f,
+        derivative=_prod_df,
+        sample=_composition_sample(_n, _n),
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL,
     ),
     Identity(
-        name="product rule, second order (f g)'' = f'' g + 2 f' g' + f g''", source=RULES_SOURCE + " (Leibniz)",
-        domain="scalar", f=_prod_f, derivative=_prod_d2f, order=2, sample=_composition_sample(_n, _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL2,
+        name="product rule, second order (f g)'' = f'' g + 2 f' g' + f g''",
+        source=RULES_SOURCE + " (Leibniz)",
+        domain="scalar",
+        f=_prod_f,
+        derivative=_prod_d2f,
+        order=2,
+        sample=_composition_sample(_n, _n),
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL2,
     ),
     Identity(
-        name="quotient rule (f/g)' = (f' g − f g') / g² (random f, g > 0)", source=RULES_SOURCE,
-        domain="scalar", f=_quot_f, derivative=_quot_df,
+        name="quotient rule (f/g)' = (f' g − f g') / g² (random f, g > 0)",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_quot_f,
+        derivative=_quot_df,
         sample=_quotient_sample,
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL,
     ),
     Identity(
-        name="chain rule (g ∘ f)' = g'(f(x)) f'(x) (random f, g)", source=RULES_SOURCE, domain="scalar",
-        f=_chain_f, derivative=_chain_df, sample=_composition_sample(len(ENTIRE), _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
-    ),
-    Identity(
-        name="chain rule, second order (g ∘ f)'' = g''(f) f'² + g'(f) f''", source=RULES_SOURCE,
-        domain="scalar", f=_chain_f, derivative=_chain_d2f, order=2,
+        name="chain rule (g ∘ f)' = g'(f(x)) f'(x) (random f, g)",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_chain_f,
+        derivative=_chain_df,
         sample=_composition_sample(len(ENTIRE), _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL2,
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL,
     ),
     Identity(
-        name="chain rule, three deep (h ∘ g ∘ f)' = h'(g(f)) g'(f) f'", source=RULES_SOURCE, domain="scalar",
-        f=_chain3_f, derivative=_chain3_df,
+        name="chain rule, second order (g ∘ f)'' = g''(f) f'² + g'(f) f''",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_chain_f,
+        derivative=_chain_d2f,
+        order=2,
+        sample=_composition_sample(len(ENTIRE), _n),
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL2,
+    ),
+    Identity(
+        name="chain rule, three deep (h ∘ g ∘ f)' = h'(g(f)) g'(f) f'",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=_chain3_f,
+        derivative=_chain3_df,
         sample=_composition_sample(len(ENTIRE), len(BOUNDED), _n),
-        sizes=COMPOSITION_SIZES, medium_sizes=COMPOSITION_SIZES, **COMPOSITION_TOL,
+        sizes=COMPOSITION_SIZES,
+        medium_sizes=COMPOSITION_SIZES,
+        **COMPOSITION_TOL,
     ),
     Identity(
-        name="inverse-function rule (tanh⁻¹)'(y) = 1 / tanh'(tanh⁻¹ y) = 1/(1 − y²)", source=RULES_SOURCE,
-        domain="scalar", f=jnp.arctanh, derivative=lambda y: 1 / (1 - jnp.tanh(jnp.arctanh(y)) ** 2),
-        sample=_inverse_sample, sizes=SCALAR_SIZES, medium_sizes=SCALAR_SIZES,
+        name="inverse-function rule (tanh⁻¹)'(y) = 1 / tanh'(tanh⁻¹ y) = 1/(1 − y²)",
+        source=RULES_SOURCE,
+        domain="scalar",
+        f=jnp.arctanh,
+        derivative=lambda y: 1 / (1 - jnp.tanh(jnp.arctanh(y)) ** 2),
+        sample=_inverse_sample,
+        sizes=SCALAR_SIZES,
+        medium_sizes=SCALAR_SIZES,
         note="y ∈ (−0.9, 0.9), inside tanh's range",
     ),
 ]

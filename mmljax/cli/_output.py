@@ -14,7 +14,8 @@ Files are written atomically by `mmljax._io`.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -37,13 +37,22 @@ written). Missed performance targets do not change the exit status.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sweep = p.add_mutually_exclusive_group()
     sweep.add_argument("--quick", action="store_true", help="small size sweep (under 2 minutes on a 2-core CPU)")
-    sweep.add_argument("--tiny", action="store_true",
-                       help="smoke test: tiny sizes, every variant still checked; seconds, timings meaningless")
-    p.add_argument("--case", action="append", default=[], metavar="NAME",
-                   help="run only this case: name, substring, glob or case number 1-6 (repeatable)")
+    sweep.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke test: tiny sizes, every variant still checked; seconds, timings meaningless",
+    )
+    p.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this case: name, substring, glob or case number 1-6 (repeatable)",
+    )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
-    p.add_argument("--only", metavar="SIZES", default="",
-                   help="run only the points with these sizes, e.g. --only N=1000000,D=100")
+    p.add_argument(
+        "--only", metavar="SIZES", default="", help="run only the points with these sizes, e.g. --only N=1000000,D=100"
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision (default float64)")
     p.add_argument("--peers", action="store_true", help="also time PyTorch (torch.func) when it is installed")
     p.add_argument("--json", metavar="PATH", help="write every number as JSON (schema mmljax.bench/1)")
@@ -52,12 +61,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random data (default 0)")
     p.add_argument("--min-sample-s", type=float, default=0.1, help="shortest sample in seconds (default 0.1)")
     p.add_argument("--samples", type=int, default=5, help="samples per variant, at least 5 (default 5)")
-    p.add_argument("--memory-limit", type=float, metavar="GB",
-                   help="skip JAX variants whose compiled temporaries exceed this (default: 40%% of RAM, or 80%% "
-                        "of accelerator memory)")
-    p.add_argument("--max-variant-s", type=float, metavar="S",
-                   help="a variant whose (samples + 1) calls would exceed S seconds is measured by one call "
-                        "(default 60, 5 with --quick)")
+    p.add_argument(
+        "--memory-limit",
+        type=float,
+        metavar="GB",
+        help="skip JAX variants whose compiled temporaries exceed this (default: 40%% of RAM, or 80%% "
+        "of accelerator memory)",
+    )
+    p.add_argument(
+        "--max-variant-s",
+        type=float,
+        metavar="S",
+        help="a variant whose (samples + 1) calls would exceed S seconds is measured by one call "
+        "(default 60, 5 with --quick)",
+    )
     p.add_argument("--no-machine", action="store_true", help="do not measure the machine's limits (no %% of peak)")
 
 
@@ -87,8 +104,9 @@ def _parse_only(text: str) -> tuple[tuple[str, int], ...]:
         except ValueError:
             sep = ""
         if not sep or not key.strip():
-            raise ValueError(f"--only expects NAME=INTEGER pairs separated by commas (e.g. N=1000000,D=100); "
-                             f"got {item!r}")
+            raise ValueError(
+                f"--only expects NAME=INTEGER pairs separated by commas (e.g. N=1000000,D=100); got {item!r}"
+            )
     return tuple(pairs)
 
 
@@ -97,8 +115,10 @@ def _check_only_keys(only: tuple[tuple[str, int], ...], cases) -> None:
     keys = {k for c in cases for k in (c.x_key, *c.series_keys)}
     for key, value in only:
         if key not in keys:
-            raise ValueError(f"--only {key}={value}: no selected case has a size called {key!r}; the sizes are "
-                             f"{', '.join(sorted(keys))}")
+            raise ValueError(
+                f"--only {key}={value}: no selected case has a size called {key!r}; the sizes are "
+                f"{', '.join(sorted(keys))}"
+            )
         if value < 1:
             raise ValueError(f"--only {key}={value}: sizes are positive integers")
 
@@ -126,9 +146,13 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--case", c]
     parts += ["--only", args.only] if args.only else []
     parts += ["--dtype", args.dtype] + (["--peers"] if args.peers else [])
-    for flag, value, default in (("--seed", args.seed, 0), ("--min-sample-s", args.min_sample_s, 0.1),
-                                 ("--samples", args.samples, 5), ("--memory-limit", args.memory_limit, None),
-                                 ("--max-variant-s", args.max_variant_s, None)):
+    for flag, value, default in (
+        ("--seed", args.seed, 0),
+        ("--min-sample-s", args.min_sample_s, 0.1),
+        ("--samples", args.samples, 5),
+        ("--memory-limit", args.memory_limit, None),
+        ("--max-variant-s", args.max_variant_s, None),
+    ):
         if value != default:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     parts += ["--no-machine"] if args.no_machine else []
@@ -167,24 +191,33 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--memory-limit must be a positive number of GB; got {args.memory_limit}")
     only = _parse_only(args.only)
     _check_only_keys(only, selected)
-    check_outputs([("--json", args.json, "file"), ("--markdown", args.markdown, "file"),
-                   ("--plot", args.plot, "directory")])
+    check_outputs(
+        [("--json", args.json, "file"), ("--markdown", args.markdown, "file"), ("--plot", args.plot, "directory")]
+    )
     max_variant_s = args.max_variant_s if args.max_variant_s is not None else (5.0 if args.quick or args.tiny else 60.0)
     if max_variant_s <= 0:
         raise ValueError(f"--max-variant-s must be positive; got {max_variant_s}")
     settings = Settings(
-        dtype=args.dtype, sweep="quick" if args.quick else "tiny" if args.tiny else "full", peers=args.peers,
+        dtype=args.dtype,
+        sweep="quick" if args.quick else "tiny" if args.tiny else "full",
+        peers=args.peers,
         seed=args.seed,
         memory_limit_bytes=args.memory_limit * 1e9 if args.memory_limit else _default_memory_limit(),
-        max_variant_s=max_variant_s, only=only,
+        max_variant_s=max_variant_s,
+        only=only,
     )
     config = TimingConfig(min_sample_s=args.min_sample_s, samples=args.samples)
     command = _command(args)
     err = Console(stderr=True)
     with err.status("measuring", spinner="dots") as status:
-        run_ = run_benchmarks(selected, settings, config, measure_machine=not args.no_machine,
-                              command=command,
-                              progress=lambda msg: status.update(f"mmljax bench: {msg}"))
+        run_ = run_benchmarks(
+            selected,
+            settings,
+            config,
+            measure_machine=not args.no_machine,
+            command=command,
+            progress=lambda msg: status.update(f"mmljax bench: {msg}"),
+        )
     print_console(run_, console)
     if only and not any(c.points for c in run_.cases):
         sizes = _sizes_text(selected, settings)
@@ -198,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"plot: {path}", highlight=False)
     counts = summary(run_)
     bad = counts.get("rejected", 0) + counts.get("error", 0)
-    console.print(f"{sum(counts.values())} variant timings: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-                  + f" — {run_.seconds:.0f} s", highlight=False)
+    console.print(
+        f"{sum(counts.values())} variant timings: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + f" — {run_.seconds:.0f} s",
+        highlight=False,
+    )
     return 1 if bad else 0

@@ -55,14 +55,32 @@ Exit status: 0 when every entry passes, 1 when any fails, 2 on a usage error.
 """
 
 STATUSES = ("pass", "known wrong", "fail", "unexpected pass", "error")
-_STYLE = {"pass": "green", "known wrong": "yellow", "fail": "bold red", "unexpected pass": "bold red",
-          "error": "bold red"}
-_LECTURES = {"1.1": "linear regression", "1.2": "scalar differentiation",
-             "1.3": "scalar-by-vector differentiation", "1.4": "vector-by-vector differentiation",
-             "1.5": "Hessians", "2": "matrix derivatives and backpropagation"}
-_COOKBOOK = {"2.1": "determinant", "2.2": "inverse", "2.3": "eigenvalues",
-             "2.4": "matrices, vectors and scalar forms", "2.5": "traces", "2.6": "vector norms",
-             "2.7": "matrix norms", "2.8": "structured matrices", "10.2": "Kronecker product and vec"}
+_STYLE = {
+    "pass": "green",
+    "known wrong": "yellow",
+    "fail": "bold red",
+    "unexpected pass": "bold red",
+    "error": "bold red",
+}
+_LECTURES = {
+    "1.1": "linear regression",
+    "1.2": "scalar differentiation",
+    "1.3": "scalar-by-vector differentiation",
+    "1.4": "vector-by-vector differentiation",
+    "1.5": "Hessians",
+    "2": "matrix derivatives and backpropagation",
+}
+_COOKBOOK = {
+    "2.1": "determinant",
+    "2.2": "inverse",
+    "2.3": "eigenvalues",
+    "2.4": "matrices, vectors and scalar forms",
+    "2.5": "traces",
+    "2.6": "vector norms",
+    "2.7": "matrix norms",
+    "2.8": "structured matrices",
+    "10.2": "Kronecker product and vec",
+}
 _LECTURE = re.compile(r"^Lecture ([0-9]+(?:\.[0-9]+)?)( \([^)]*\))?")
 _SECTION = re.compile(r"^Matrix Cookbook §([0-9]+\.[0-9]+)(?:\.[0-9]+)*( \([^)]*\))?")
 _SECOND = "Second order (Hessians)"
@@ -70,15 +88,36 @@ _SECOND = "Second order (Hessians)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the entries (name, source, domain) and exit")
-    p.add_argument("-k", dest="pattern", metavar="PATTERN", help="only entries whose name/source/domain matches (substring or glob)")
-    p.add_argument("--sizes", choices=("small", "medium"), default="small", help="input sizes per entry: small (two, e.g. 2 and 4) or medium (three, e.g. 8, 16, 24; large Jacobians checked along random directions) (default: small)")
+    p.add_argument(
+        "-k",
+        dest="pattern",
+        metavar="PATTERN",
+        help="only entries whose name/source/domain matches (substring or glob)",
+    )
+    p.add_argument(
+        "--sizes",
+        choices=("small", "medium"),
+        default="small",
+        help="input sizes per entry: small (two, e.g. 2 and 4) or medium (three, e.g. 8, 16, 24; large Jacobians "
+        "checked along random directions) (default: small)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for the input draws (default: 0)")
     p.add_argument("--draws", type=int, default=2, help="random draws per size (default: 2)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically; schema 'mmljax.check/1', described in mmljax/cli/check.py)")
-    p.add_argument("--load", metavar="FILE", action="append", default=[],
-                   help="import a Python file that registers extra entries with mmljax.catalogue.register (repeatable)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="entries checked concurrently (default: one per CPU core, at most 4)")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the results as JSON (atomically; schema 'mmljax.check/1', described in mmljax/cli/check.py)",
+    )
+    p.add_argument(
+        "--load",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="import a Python file that registers extra entries with mmljax.catalogue.register (repeatable)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="entries checked concurrently (default: one per CPU core, at most 4)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -100,8 +139,17 @@ def source_group(source: str, domain: str) -> str:
 
 def _group_key(group: str):
     nums = [int(n) for n in re.findall(r"\d+", group.split("(")[0])]
-    rank = 0 if group.startswith("Lecture") else 1 if group.startswith("Matrix Cookbook §") else \
-        2 if group.startswith("Matrix Cookbook") else 3 if group.startswith("Second order") else 4
+    rank = (
+        0
+        if group.startswith("Lecture")
+        else 1
+        if group.startswith("Matrix Cookbook §")
+        else 2
+        if group.startswith("Matrix Cookbook")
+        else 3
+        if group.startswith("Second order")
+        else 4
+    )
     return (rank, nums, group)
 
 
@@ -109,7 +157,7 @@ def _ref(source: str, group: str) -> str:
     """The part of the source that the group heading does not already say."""
     for prefix in (group, group.split(" (")[0]):
         if source.startswith(prefix):
-            return source[len(prefix):].lstrip(" ,;:") or "—"
+            return source[len(prefix) :].lstrip(" ,;:") or "—"
     return source
 
 
@@ -149,8 +197,12 @@ def _list_table(rows, Table):
     for col in ("group", "name", "source", "kind"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(escape(source_group(r.source, r.domain)), escape(r.name), escape(r.source),
-                      r.kind + (" (expected to fail)" if r.expect_fail else ""))
+        table.add_row(
+            escape(source_group(r.source, r.domain)),
+            escape(r.name),
+            escape(r.source),
+            r.kind + (" (expected to fail)" if r.expect_fail else ""),
+        )
     return table
 
 
@@ -158,8 +210,17 @@ def _result_table(reports, title, Table):
     from rich.markup import escape
 
     table = Table(title=title)
-    cols = (("name", "left"), ("ref", "left"), ("shapes", "left"), ("vs jacfwd", "right"), ("vs jacrev", "right"),
-            ("vs finite diff", "right"), ("Taylor order", "right"), ("time", "right"), ("result", "left"))
+    cols = (
+        ("name", "left"),
+        ("ref", "left"),
+        ("shapes", "left"),
+        ("vs jacfwd", "right"),
+        ("vs jacrev", "right"),
+        ("vs finite diff", "right"),
+        ("Taylor order", "right"),
+        ("time", "right"),
+        ("result", "left"),
+    )
     for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")
     groups: dict[str, list] = {}
@@ -177,8 +238,17 @@ def _result_table(reports, title, Table):
                 fwd, rev = _fmt(r.witnesses.get("jacfwd")), _fmt(r.witnesses.get("jacrev"))
                 fd = _fmt(r.finite_diff_rel)
                 taylor = "floor" if not math.isfinite(r.taylor_order) else f"{r.taylor_order:.2f}"
-            table.add_row(escape(r.name), escape(_ref(r.source, group)), _shapes(r.shapes), fwd, rev, fd, taylor,
-                          f"{r.seconds:.1f}s", f"[{_STYLE[r.status]}]{r.status}[/]")
+            table.add_row(
+                escape(r.name),
+                escape(_ref(r.source, group)),
+                _shapes(r.shapes),
+                fwd,
+                rev,
+                fd,
+                taylor,
+                f"{r.seconds:.1f}s",
+                f"[{_STYLE[r.status]}]{r.status}[/]",
+            )
     return table
 
 
@@ -217,22 +287,39 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or min(os.cpu_count() or 1, 4)
     t0 = time.perf_counter()
     show = not args.no_progress and console.is_terminal
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, disable=not show, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    ) as progress:
         task = progress.add_task("checking", total=len(rows))
-        reports = catalogue.run(rows, sizes=args.sizes, seed=args.seed, draws=args.draws, workers=workers,
-                                progress=lambda row: progress.advance(task))
+        reports = catalogue.run(
+            rows,
+            sizes=args.sizes,
+            seed=args.seed,
+            draws=args.draws,
+            workers=workers,
+            progress=lambda row: progress.advance(task),
+        )
     elapsed = time.perf_counter() - t0
 
     counts = {s: sum(r.status == s for r in reports) for s in STATUSES}
     n_pass = sum(r.passed for r in reports)
-    title = (f"mmljax check — float64, sizes={args.sizes}, seed={args.seed}, draws={args.draws}: "
-             f"{n_pass}/{len(reports)} pass in {elapsed:.1f} s")
+    title = (
+        f"mmljax check — float64, sizes={args.sizes}, seed={args.seed}, draws={args.draws}: "
+        f"{n_pass}/{len(reports)} pass in {elapsed:.1f} s"
+    )
     console.print(_result_table(reports, title, Table))
     for r in reports:
         if r.status == "known wrong":
-            console.print(f"[yellow]known wrong[/] (rejected, as it must be): {escape(r.message.splitlines()[0])}",
-                          highlight=False)
+            console.print(
+                f"[yellow]known wrong[/] (rejected, as it must be): {escape(r.message.splitlines()[0])}",
+                highlight=False,
+            )
     failed = [r for r in reports if not r.passed]
     for r in failed:
         console.print(f"[bold red]{r.status}[/]: {escape(r.message)}", highlight=False)
@@ -243,19 +330,33 @@ def run(args: argparse.Namespace) -> int:
         import jaxlib
         import numpy
 
-        doc = json_safe({
-            "schema": "mmljax.check/1",
-            "ok": not failed,
-            "passed": n_pass,
-            "total": len(reports),
-            "counts": counts,
-            "seconds": elapsed,
-            "config": {"sizes": args.sizes, "seed": args.seed, "draws": args.draws, "pattern": args.pattern,
-                       "workers": workers, "dtype": "float64", "loaded": list(args.load)},
-            "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy": numpy.__version__,
-                         "mmljax": __version__, "python": platform.python_version()},
-            "device": str(jax.devices()[0]),
-            "entries": [dict(r.to_dict(), group=source_group(r.source, r.domain)) for r in reports],
-        })
+        doc = json_safe(
+            {
+                "schema": "mmljax.check/1",
+                "ok": not failed,
+                "passed": n_pass,
+                "total": len(reports),
+                "counts": counts,
+                "seconds": elapsed,
+                "config": {
+                    "sizes": args.sizes,
+                    "seed": args.seed,
+                    "draws": args.draws,
+                    "pattern": args.pattern,
+                    "workers": workers,
+                    "dtype": "float64",
+                    "loaded": list(args.load),
+                },
+                "versions": {
+                    "jax": jax.__version__,
+                    "jaxlib": jaxlib.__version__,
+                    "numpy": numpy.__version__,
+                    "mmljax": __version__,
+                    "python": platform.python_version(),
+                },
+                "device": str(jax.devices()[0]),
+                "entries": [dict(r.to_dict(), group=source_group(r.source, r.domain)) for r in reports],
+            }
+        )
         write_output("--json", args.json, lambda: atomic_write_json(args.json, doc))
     return 0 if not failed else 1

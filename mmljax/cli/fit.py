@@ -8,8 +8,9 @@ import math
 import platform
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -44,35 +45,53 @@ COEF_BAR, STAT_BAR = 12.0, 10.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", metavar="NAME", help="one NIST StRD dataset (Norris, Pontius, NoInt1, NoInt2, "
-                                                       "Filip, Longley, Wampler1-5)")
+    src.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="one NIST StRD dataset (Norris, Pontius, NoInt1, NoInt2, Filip, Longley, Wampler1-5)",
+    )
     src.add_argument("--csv", metavar="FILE", help="a CSV file with a header row (needs --target)")
     p.add_argument("--target", metavar="COL", help="target column of --csv (name or 0-based index)")
-    p.add_argument("--features", metavar="SPEC", help="linear | poly:K | rbf:K | fourier:K (default: linear for "
-                                                      "--csv, the certified model for --dataset)")
-    p.add_argument("--method", default="auto", choices=("auto", "qr", "svd", "cholesky", "normal"),
-                   help="least-squares method (default: auto)")
+    p.add_argument(
+        "--features",
+        metavar="SPEC",
+        help="linear | poly:K | rbf:K | fourier:K (default: linear for --csv, the certified model for --dataset)",
+    )
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "qr", "svd", "cholesky", "normal"),
+        help="least-squares method (default: auto)",
+    )
     p.add_argument("--ridge", type=float, default=0.0, help="ridge penalty (not on the intercept; default 0)")
-    p.add_argument("--compare", action="store_true", help="StRD table: add numpy.linalg.lstsq and the normal "
-                                                          "equations on the raw design")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="StRD table: add numpy.linalg.lstsq and the normal equations on the raw design",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
-    p.add_argument("--nonlinear", action="store_true", help="NIST StRD nonlinear regression by Levenberg–Marquardt "
-                   "(--dataset: a problem name, names separated by commas, or a NIST file path)")
+    p.add_argument(
+        "--nonlinear",
+        action="store_true",
+        help="NIST StRD nonlinear regression by Levenberg–Marquardt "
+        "(--dataset: a problem name, names separated by commas, or a NIST file path)",
+    )
     p.add_argument("--plot", metavar="PATH", help="save a plot of the data, the fit and the residuals")
 
 
 # ------------------------------------------------------------------------------------------ fits
 
+
 @dataclass
 class _Fit:
     label: str
     result: Any
-    x: np.ndarray | None            # 1-D input for plots (None for several predictors)
+    x: np.ndarray | None  # 1-D input for plots (None for several predictors)
     y: np.ndarray
-    predict: Callable | None        # x grid -> fitted curve (1-D input only)
-    check_basis: np.ndarray         # the well-conditioned basis the loss is checked in
-    check_residual: np.ndarray      # residual (augmented with the ridge rows) at the solution
-    certified: Any = None           # StrdDataset or None
+    predict: Callable | None  # x grid -> fitted curve (1-D input only)
+    check_basis: np.ndarray  # the well-conditioned basis the loss is checked in
+    check_residual: np.ndarray  # residual (augmented with the ridge rows) at the solution
+    certified: Any = None  # StrdDataset or None
 
 
 def _parse_features(spec: str | None) -> tuple[str, int]:
@@ -128,8 +147,8 @@ def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
 def _fit_basis(label, x, y, kind, K, method, ridge) -> _Fit:
     import jax.numpy as jnp
 
-    from ..models import basis as mb
     from ..linalg import basis as _basis
+    from ..models import basis as mb
     from ..solvers import least_squares
 
     lo, hi = float(x.min()), float(x.max())
@@ -170,8 +189,10 @@ def _data_fit(label, X, y, features, method, ridge) -> _Fit:
     if kind == "linear":
         return _fit_linear(label, X, y, True, method, ridge)
     if X.shape[1] != 1:
-        raise ValueError(f"--features {features} needs exactly one feature column; the data have {X.shape[1]} "
-                         f"(choose one with a smaller CSV, or use --features linear)")
+        raise ValueError(
+            f"--features {features} needs exactly one feature column; the data have {X.shape[1]} "
+            f"(choose one with a smaller CSV, or use --features linear)"
+        )
     if kind == "poly":
         return _fit_polynomial(label, X[:, 0], y, K, True, method, ridge)
     return _fit_basis(label, X[:, 0], y, kind, K, method, ridge)
@@ -191,6 +212,7 @@ def _critical_check(fit: _Fit):
 
 # ------------------------------------------------------------------------------------------ output
 
+
 def _scores(fit: _Fit) -> dict[str, float] | None:
     from ..data import strd_scores
 
@@ -198,8 +220,10 @@ def _scores(fit: _Fit) -> dict[str, float] | None:
 
 
 def _passes(scores: dict[str, float]) -> bool:
-    return scores["coefficients"] >= COEF_BAR and min(scores["standard_errors"], scores["residual_sd"],
-                                                       scores["r_squared"]) >= STAT_BAR
+    return (
+        scores["coefficients"] >= COEF_BAR
+        and min(scores["standard_errors"], scores["residual_sd"], scores["r_squared"]) >= STAT_BAR
+    )
 
 
 def _raw_design(ds) -> np.ndarray:
@@ -220,8 +244,10 @@ def _compare_scores(ds) -> dict[str, float]:
             normal = np.linalg.solve(A.T @ A, A.T @ ds.y)
         except np.linalg.LinAlgError:
             normal = np.full(A.shape[1], np.nan)
-    return {"numpy_lstsq": float(log_relative_error(lstsq, ds.certified_coefficients).min()),
-            "normal_equations": float(log_relative_error(normal, ds.certified_coefficients).min())}
+    return {
+        "numpy_lstsq": float(log_relative_error(lstsq, ds.certified_coefficients).min()),
+        "normal_equations": float(log_relative_error(normal, ds.certified_coefficients).min()),
+    }
 
 
 def _table_mode(args, console) -> tuple[int, dict]:
@@ -229,11 +255,14 @@ def _table_mode(args, console) -> tuple[int, dict]:
 
     from ..data import STRD_NAMES, load_strd
 
-    table = Table(title=f"mmljax fit — NIST StRD, float64, method={args.method}: log relative error (correct digits; "
-                        f"bar {COEF_BAR:g} for coefficients, {STAT_BAR:g} for standard errors (SE), residual SD, R²)",
-                  caption="cond: of the centred/scaled design actually factorised; steps: refinement corrections"
-                          + ("; lstsq, normal eq.: numpy.linalg.lstsq and the normal equations on the raw design"
-                             if args.compare else ""))
+    table = Table(
+        title=f"mmljax fit — NIST StRD, float64, method={args.method}: log relative error (correct digits; "
+        f"bar {COEF_BAR:g} for coefficients, {STAT_BAR:g} for standard errors (SE), residual SD, R²)",
+        caption="cond: of the centred/scaled design actually factorised; steps: refinement corrections"
+        + (
+            "; lstsq, normal eq.: numpy.linalg.lstsq and the normal equations on the raw design" if args.compare else ""
+        ),
+    )
     cols = ["dataset", "n", "p", "difficulty", "coef", "SE", "res. SD", "R²", "cond", "steps"]
     if args.compare:
         cols += ["lstsq", "normal eq."]
@@ -261,17 +290,31 @@ def _table_mode(args, console) -> tuple[int, dict]:
         s = _scores(fit)
         ok = _passes(s)
         ok_all &= ok
-        row = [name, str(ds.n), str(len(ds.certified_coefficients)), ds.difficulty,
-               *(f"{s[k]:.1f}" for k in ("coefficients", "standard_errors", "residual_sd", "r_squared")),
-               f"{fit.result.condition_number:.2g}", str(fit.result.refinement_steps)]
+        row = [
+            name,
+            str(ds.n),
+            str(len(ds.certified_coefficients)),
+            ds.difficulty,
+            *(f"{s[k]:.1f}" for k in ("coefficients", "standard_errors", "residual_sd", "r_squared")),
+            f"{fit.result.condition_number:.2g}",
+            str(fit.result.refinement_steps),
+        ]
         comp = _compare_scores(ds) if args.compare else {}
         if args.compare:
             row += [f"{comp['numpy_lstsq']:.1f}", f"{comp['normal_equations']:.1f}"]
         table.add_row(*row, "[green]ok[/]" if ok else "[bold red]below bar[/]")
-        entries.append({"dataset": name, "ok": ok, "lre": s, "method": fit.result.method,
-                        "condition_number": fit.result.condition_number,
-                        "refinement_steps": fit.result.refinement_steps,
-                        "warnings": [str(w.message) for w in caught], **({"compare": comp} if comp else {})})
+        entries.append(
+            {
+                "dataset": name,
+                "ok": ok,
+                "lre": s,
+                "method": fit.result.method,
+                "condition_number": fit.result.condition_number,
+                "refinement_steps": fit.result.refinement_steps,
+                "warnings": [str(w.message) for w in caught],
+                **({"compare": comp} if comp else {}),
+            }
+        )
     console.print(table)
     return (0 if ok_all else 1), {"mode": "strd-table", "ok": ok_all, "datasets": entries}
 
@@ -282,8 +325,9 @@ def _single_mode(fit: _Fit, console, args) -> tuple[int, dict]:
     res = fit.result
     coef = np.atleast_1d(np.asarray(res.coefficients, np.float64))
     se = np.atleast_1d(np.asarray(res.standard_errors, np.float64))
-    table = Table(title=f"{fit.label}: least squares, method {res.method} "
-                        f"({res.refinement_steps} refinement steps), float64")
+    table = Table(
+        title=f"{fit.label}: least squares, method {res.method} ({res.refinement_steps} refinement steps), float64"
+    )
     cols = ["", "estimate", "std. error"]
     cert = fit.certified
     if cert is not None:
@@ -297,32 +341,58 @@ def _single_mode(fit: _Fit, console, args) -> tuple[int, dict]:
     for j, name in enumerate(res.names or [f"B{j}" for j in range(coef.size)]):
         row = [name, f"{coef[j]:.15e}", f"{se[j]:.15e}"]
         if cert is not None:
-            row += [f"{cert.certified_coefficients[j]:.15e}", f"{lre[j]:.1f}",
-                    f"{cert.certified_standard_errors[j]:.15e}", f"{lre_se[j]:.1f}"]
+            row += [
+                f"{cert.certified_coefficients[j]:.15e}",
+                f"{lre[j]:.1f}",
+                f"{cert.certified_standard_errors[j]:.15e}",
+                f"{lre_se[j]:.1f}",
+            ]
         table.add_row(*row)
     console.print(table)
-    console.print(f"R² = {float(res.r_squared):.15g} ({'centred' if res.intercept else 'uncentred'}), "
-                  f"residual SD = {float(res.residual_sd):.15g}, n = {res.n_observations}, dof = {res.dof:g}",
-                  highlight=False)
-    console.print(f"rank {res.rank} of {coef.size}, condition number {res.condition_number:.3g} "
-                  f"(of the centred/scaled, equilibrated design), method {res.method}"
-                  + (f", ridge {res.ridge:g}" if res.ridge else ""), highlight=False)
+    console.print(
+        f"R² = {float(res.r_squared):.15g} ({'centred' if res.intercept else 'uncentred'}), "
+        f"residual SD = {float(res.residual_sd):.15g}, n = {res.n_observations}, dof = {res.dof:g}",
+        highlight=False,
+    )
+    console.print(
+        f"rank {res.rank} of {coef.size}, condition number {res.condition_number:.3g} "
+        f"(of the centred/scaled, equilibrated design), method {res.method}"
+        + (f", ridge {res.ridge:g}" if res.ridge else ""),
+        highlight=False,
+    )
     cp = _critical_check(fit)
     style = "green" if cp.kind == "minimum" else "yellow"
     console.print(f"critical-point check of the fitted loss: [{style}]{cp.summary()}[/]", highlight=False)
-    out = {"mode": "single", "label": fit.label, "method": res.method, "coefficients": coef.tolist(),
-           "standard_errors": se.tolist(), "names": list(res.names), "r_squared": float(res.r_squared),
-           "residual_sd": float(res.residual_sd), "rank": res.rank, "condition_number": res.condition_number,
-           "refinement_steps": res.refinement_steps, "ridge": res.ridge,
-           "critical_point": {"kind": cp.kind, "grad_norm": cp.grad_norm, "min_eigenvalue": cp.min_eigenvalue,
-                              "max_eigenvalue": cp.max_eigenvalue}}
+    out = {
+        "mode": "single",
+        "label": fit.label,
+        "method": res.method,
+        "coefficients": coef.tolist(),
+        "standard_errors": se.tolist(),
+        "names": list(res.names),
+        "r_squared": float(res.r_squared),
+        "residual_sd": float(res.residual_sd),
+        "rank": res.rank,
+        "condition_number": res.condition_number,
+        "refinement_steps": res.refinement_steps,
+        "ridge": res.ridge,
+        "critical_point": {
+            "kind": cp.kind,
+            "grad_norm": cp.grad_norm,
+            "min_eigenvalue": cp.min_eigenvalue,
+            "max_eigenvalue": cp.max_eigenvalue,
+        },
+    }
     status = 0
     if cert is not None:
         s = _scores(fit)
         ok = _passes(s)
-        console.print(f"worst LRE: coefficients {s['coefficients']:.1f}, standard errors {s['standard_errors']:.1f}, "
-                      f"residual SD {s['residual_sd']:.1f}, R² {s['r_squared']:.1f} — "
-                      + ("[green]meets the bar[/]" if ok else "[bold red]below the bar[/]"), highlight=False)
+        console.print(
+            f"worst LRE: coefficients {s['coefficients']:.1f}, standard errors {s['standard_errors']:.1f}, "
+            f"residual SD {s['residual_sd']:.1f}, R² {s['r_squared']:.1f} — "
+            + ("[green]meets the bar[/]" if ok else "[bold red]below the bar[/]"),
+            highlight=False,
+        )
         out.update({"lre": s, "ok": ok})
         status = 0 if ok else 1
     return status, out
@@ -337,8 +407,9 @@ def _plot(fit: _Fit, path: str) -> None:
     from .._io import atomic_write_bytes
 
     res = fit.result
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=fit.x is not None,
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7, 6), sharex=fit.x is not None, gridspec_kw={"height_ratios": [2, 1]}
+    )
     resid = np.asarray(res.residuals, np.float64)
     if fit.x is not None:
         order = np.argsort(fit.x)
@@ -388,8 +459,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and args.dataset is None and args.csv is None:
         raise ValueError("--features and --plot need --dataset NAME or --csv FILE")
     # Outputs are checked before any work: never over the input CSV, a known image format, a writable place.
-    check_outputs([("--json", args.json, "file"), ("--plot", args.plot, "plot")],
-                  inputs=[args.csv] if args.csv else [])
+    check_outputs([("--json", args.json, "file"), ("--plot", args.plot, "plot")], inputs=[args.csv] if args.csv else [])
     console = Console()
     if not console.is_terminal:  # files and pipes: do not squeeze tables into 80 columns
         console = Console(width=150)
@@ -421,7 +491,8 @@ def run(args: argparse.Namespace) -> int:
             _plot(fit, args.plot)
             console.print(f"plot written to {args.plot}", highlight=False)
     if args.json:
-        doc = json_safe({"schema": "mmljax.fit/1", **out, "versions": {
-            "jax": jax.__version__, "python": platform.python_version()}})
+        doc = json_safe(
+            {"schema": "mmljax.fit/1", **out, "versions": {"jax": jax.__version__, "python": platform.python_version()}}
+        )
         write_output("--json", args.json, lambda: atomic_write_json(args.json, doc))
     return status

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,11 +76,20 @@ def _peers(pr) -> dict[str, Callable[[np.ndarray], Any]]:
         least_squares = None
     if least_squares is not None:
         for method in ("trf", "lm"):
+
             def run(start, method=method):
-                out = least_squares(lambda b: np.asarray(res(jnp.asarray(b))), np.asarray(start, float),
-                                    jac=lambda b: np.asarray(jac(jnp.asarray(b))), method=method,
-                                    ftol=PEER_TOL, xtol=PEER_TOL, gtol=PEER_TOL, max_nfev=10000)
+                out = least_squares(
+                    lambda b: np.asarray(res(jnp.asarray(b))),
+                    np.asarray(start, float),
+                    jac=lambda b: np.asarray(jac(jnp.asarray(b))),
+                    method=method,
+                    ftol=PEER_TOL,
+                    xtol=PEER_TOL,
+                    gtol=PEER_TOL,
+                    max_nfev=10000,
+                )
                 return _PeerResult(out.x)
+
             peers[f"scipy {method}"] = run
     try:
         import optimistix as optx
@@ -92,6 +102,7 @@ def _peers(pr) -> dict[str, Callable[[np.ndarray], Any]]:
 
         def run_optx(start):
             return _PeerResult(np.asarray(solve(jnp.asarray(start), data)))
+
         peers["optimistix LM"] = run_optx
     return peers
 
@@ -112,8 +123,10 @@ def run(args: argparse.Namespace, console: Any = None) -> int:
             console = Console(width=160)
     problems = _problems(getattr(args, "dataset", None))
     compare = bool(getattr(args, "compare", False))
-    table = Table(title="NIST StRD nonlinear regression: log relative error (correct digits, max 11), float64, "
-                        "default options", show_lines=False)
+    table = Table(
+        title="NIST StRD nonlinear regression: log relative error (correct digits, max 11), float64, default options",
+        show_lines=False,
+    )
     for col in ("problem", "start", "params", "std. errors", "residual SD", "steps", "time (ms)", "status"):
         table.add_column(col, justify="right" if col not in ("problem", "status") else "left")
     peer_names: list[str] = []
@@ -129,47 +142,83 @@ def run(args: argparse.Namespace, console: Any = None) -> int:
         for k, (res, seconds) in enumerate(solved):
             sc = pr.scores(res)
             score_stats = pr.name != "Lanczos1"  # its certified RSS is round-off level: parameters only
-            ok = (sc["params"] >= PARAM_BAR and bool(res.converged)
-                  and (not score_stats or (sc["standard_errors"] >= SE_BAR and sc["residual_sd"] >= SD_BAR)))
+            ok = (
+                sc["params"] >= PARAM_BAR
+                and bool(res.converged)
+                and (not score_stats or (sc["standard_errors"] >= SE_BAR and sc["residual_sd"] >= SD_BAR))
+            )
             peer_lre = {}
             for name, fn in peers.items():
                 try:
                     peer_lre[name] = pr.scores(fn(pr.starts[k]))["params"]
                 except Exception:  # a peer that fails scores 0
                     peer_lre[name] = 0.0
-            runs.append({"problem": pr.name, "start": k + 1, "lre": sc, "steps": int(res.steps),
-                         "polish_steps": int(res.polish_steps), "seconds": seconds,
-                         "status": Status(int(res.status)).name, "ok": ok, "scored_stats": score_stats,
-                         "compare": peer_lre})
+            runs.append(
+                {
+                    "problem": pr.name,
+                    "start": k + 1,
+                    "lre": sc,
+                    "steps": int(res.steps),
+                    "polish_steps": int(res.polish_steps),
+                    "seconds": seconds,
+                    "status": Status(int(res.status)).name,
+                    "ok": ok,
+                    "scored_stats": score_stats,
+                    "compare": peer_lre,
+                }
+            )
     for name in peer_names:
         table.add_column(name, justify="right")
     for r in runs:
         sc = r["lre"]
         stat = (lambda v: f"{v:.2f}") if r["scored_stats"] else (lambda v: f"({v:.1f})")
-        row = [r["problem"], str(r["start"]), f"{sc['params']:.2f}", stat(sc["standard_errors"]),
-               stat(sc["residual_sd"]), str(r["steps"]), f"{1e3 * r['seconds']:.2f}",
-               r["status"].lower() + ("" if r["ok"] else "  below bar")]
+        row = [
+            r["problem"],
+            str(r["start"]),
+            f"{sc['params']:.2f}",
+            stat(sc["standard_errors"]),
+            stat(sc["residual_sd"]),
+            str(r["steps"]),
+            f"{1e3 * r['seconds']:.2f}",
+            r["status"].lower() + ("" if r["ok"] else "  below bar"),
+        ]
         row += [f"{r['compare'].get(n, float('nan')):.2f}" for n in peer_names]
         table.add_row(*row)
     console.print(table)
     lre = np.array([r["lre"]["params"] for r in runs])
     mean_ok = bool(lre.mean() >= PARAM_MEAN_BAR) if lre.size else False
     ok = all(r["ok"] for r in runs) and mean_ok
-    console.print(f"mmljax: {len(runs)} runs, parameter LRE mean {lre.mean():.2f}, worst {lre.min():.2f}; "
-                  f"runs at the bar {sum(r['ok'] for r in runs)}/{len(runs)} (parameters >= {PARAM_BAR:g}, "
-                  f"mean >= {PARAM_MEAN_BAR:g}, standard errors >= {SE_BAR:g}, residual SD >= {SD_BAR:g}; Lanczos1: "
-                  f"parameters only); warm solve time {sum(r['seconds'] for r in runs):.3f} s in all, compile "
-                  f"{compile_total:.1f} s")
+    console.print(
+        f"mmljax: {len(runs)} runs, parameter LRE mean {lre.mean():.2f}, worst {lre.min():.2f}; "
+        f"runs at the bar {sum(r['ok'] for r in runs)}/{len(runs)} (parameters >= {PARAM_BAR:g}, "
+        f"mean >= {PARAM_MEAN_BAR:g}, standard errors >= {SE_BAR:g}, residual SD >= {SD_BAR:g}; Lanczos1: "
+        f"parameters only); warm solve time {sum(r['seconds'] for r in runs):.3f} s in all, compile "
+        f"{compile_total:.1f} s"
+    )
     summary = {}
     for name in peer_names:
         v = np.array([r["compare"][name] for r in runs])
         summary[name] = {"mean": float(v.mean()), "worst": float(v.min()), "runs_at_10": int((v >= 10).sum())}
-        console.print(f"{name}: parameter LRE mean {v.mean():.2f}, worst {v.min():.2f}, runs >= 10: "
-                      f"{int((v >= 10).sum())}/{v.size} (tolerances {PEER_TOL:g})")
+        console.print(
+            f"{name}: parameter LRE mean {v.mean():.2f}, worst {v.min():.2f}, runs >= 10: "
+            f"{int((v >= 10).sum())}/{v.size} (tolerances {PEER_TOL:g})"
+        )
     if getattr(args, "json", None):
-        atomic_write_json(args.json, {"schema": SCHEMA, "ok": ok, "mean_params_lre": float(lre.mean()),
-                                      "runs": runs, "compare": summary, "compile_seconds": compile_total})
+        atomic_write_json(
+            args.json,
+            {
+                "schema": SCHEMA,
+                "ok": ok,
+                "mean_params_lre": float(lre.mean()),
+                "runs": runs,
+                "compare": summary,
+                "compile_seconds": compile_total,
+            },
+        )
     if not ok:
-        console.print("below bar: " + ", ".join(f"{r['problem']} start {r['start']}" for r in runs if not r["ok"])
-                      + ("" if mean_ok else f"; mean {lre.mean():.2f} < {PARAM_MEAN_BAR:g}"))
+        console.print(
+            "below bar: "
+            + ", ".join(f"{r['problem']} start {r['start']}" for r in runs if not r["ok"])
+            + ("" if mean_ok else f"; mean {lre.mean():.2f} < {PARAM_MEAN_BAR:g}")
+        )
     return 0 if ok else 1

@@ -14,12 +14,12 @@ Python subprocess with forced CPU devices (the device count is fixed when JAX st
 
 from __future__ import annotations
 
-
 __all__ = ["communication_bytes"]
 
 
-def communication_bytes(p: int, n_devices: int, *, k: int = 1, method: str = "qr", itemsize: int = 8,
-                        n_params: int | None = None) -> dict[str, int]:
+def communication_bytes(
+    p: int, n_devices: int, *, k: int = 1, method: str = "qr", itemsize: int = 8, n_params: int | None = None
+) -> dict[str, int]:
     """Bytes one device sends per collective step (payloads only; `D = n_devices`).
 
     - `"normal"`: one `psum` of `ΦᵀΦ` and `Φᵀy`, `(p² + p·k)` numbers;

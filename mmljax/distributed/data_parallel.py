@@ -18,7 +18,8 @@ Works for every model family — `models.linear`, `models.basis` (fixed and lear
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +42,10 @@ def _resolve_loss(loss: Any, where: str) -> tuple[Callable, bool]:
     named = {"sse": (_losses.sse, False), "half_sse": (_losses.half_sse, False), "mse": (_losses.sse, True)}
     if isinstance(loss, str):
         if loss not in named:
-            raise ValueError(f"{where}: loss must be one of {LOSSES} or a callable loss(pred, y) that sums over "
-                             f"examples; got {loss!r}")
+            raise ValueError(
+                f"{where}: loss must be one of {LOSSES} or a callable loss(pred, y) that sums over "
+                f"examples; got {loss!r}"
+            )
         return named[loss]
     require_callable(loss, where, "loss")
     if loss is _losses.mse:  # a mean: the per-device means cannot simply be added
@@ -52,8 +55,10 @@ def _resolve_loss(loss: Any, where: str) -> tuple[Callable, bool]:
 
 def _check_data(data: Any, where: str) -> None:
     if not isinstance(data, ShardedData):
-        raise TypeError(f"{where}: data must be a ShardedData from mmljax.distributed.shard_data(x, y, mesh); "
-                        f"got {type(data).__name__}")
+        raise TypeError(
+            f"{where}: data must be a ShardedData from mmljax.distributed.shard_data(x, y, mesh); "
+            f"got {type(data).__name__}"
+        )
 
 
 def _mask_like(mask: Array, a: Array) -> Array:
@@ -97,8 +102,10 @@ def sharded_loss(
     def local(params, x, y, mask):
         pred = apply(params, x)
         if jnp.shape(pred) != y.shape:
-            raise ValueError(f"{where}: apply(params, x) returned shape {jnp.shape(pred)} for {x.shape[0]} rows but "
-                             f"the targets' rows have shape {y.shape}; they must match")
+            raise ValueError(
+                f"{where}: apply(params, x) returned shape {jnp.shape(pred)} for {x.shape[0]} rows but "
+                f"the targets' rows have shape {y.shape}; they must match"
+            )
         pred = jnp.where(_mask_like(mask, y), pred, y)  # padding rows: residual exactly 0
         return lax.psum(sum_loss(pred, y), ax)
 

@@ -10,7 +10,7 @@ program with the rows split over the mesh:
 |---|---|---|
 | factor `B = Q R` | local Householder QR | TSQR tree: `p²` per level |
 | `Bᵀf`, `Qᵀf` (working precision) | its rows' products | one `psum` of `p·k` |
-| residuals `f − r − B z`, `Bᵀ r` in double-double | compensated products of its rows | `all_gather` of `2·p·k` partial sums |
+| residuals `f − r − B z`, `Bᵀ r` (double-double) | compensated row products | `all_gather`: `2·p·k` partial sums |
 | column maxima (stopping rule) | its rows | a max-reduction of `k` |
 | sums of squares (RSS, TSS, variances) in double-double | its rows | `all_gather` of `2·k` partial sums |
 | normal equations (`method="normal"/"cholesky"`) | `Bᵢᵀ Bᵢ` | one `psum` of `p²` |
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -88,5 +87,15 @@ def _sharded_ops(mesh: Mesh) -> LinearOps:
     def replicate(a):
         return lax.with_sharding_constraint(a, whole)
 
-    return LinearOps(qr=qr, rmatmul=rmatmul, residual=residual, colmax=colmax, gram=gram, square_sum=square_sum,
-                     sum_dd=sum_dd, sum_rows=sum_rows, devices=n_dev, replicate=replicate)
+    return LinearOps(
+        qr=qr,
+        rmatmul=rmatmul,
+        residual=residual,
+        colmax=colmax,
+        gram=gram,
+        square_sum=square_sum,
+        sum_dd=sum_dd,
+        sum_rows=sum_rows,
+        devices=n_dev,
+        replicate=replicate,
+    )

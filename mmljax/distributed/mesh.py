@@ -16,7 +16,8 @@ forced CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=8`) and ac
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +39,7 @@ __all__ = [
 ]
 
 
-def make_mesh(n_devices: int | None = None, *, axis_name: str = "data",
-              devices: Sequence[Any] | None = None) -> Mesh:
+def make_mesh(n_devices: int | None = None, *, axis_name: str = "data", devices: Sequence[Any] | None = None) -> Mesh:
     """A one-axis mesh over the first `n_devices` devices, for sharding data rows.
 
     **Arguments:** `n_devices` how many devices (default: all of `jax.devices()`, i.e. every
@@ -57,7 +57,8 @@ def make_mesh(n_devices: int | None = None, *, axis_name: str = "data",
         raise ValueError(
             f"make_mesh: asked for {n_devices} devices but only {len(pool)} are visible "
             f"({pool[0].platform if pool else 'none'}); for CPU devices start Python with "
-            f"XLA_FLAGS=--xla_force_host_platform_device_count={n_devices} (set before importing jax)")
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={n_devices} (set before importing jax)"
+        )
     if not isinstance(axis_name, str) or not axis_name:
         raise TypeError(f"make_mesh: axis_name must be a non-empty string; got {axis_name!r}")
     return Mesh(np.array(pool[:n_devices]), (axis_name,))
@@ -68,7 +69,8 @@ def data_axis(mesh: Any, where: str = "mmljax.distributed") -> str:
     if not isinstance(mesh, Mesh):
         raise TypeError(
             f"{where}: mesh must be a jax.sharding.Mesh (e.g. mmljax.distributed.make_mesh() or "
-            f"jax.make_mesh((n,), ('data',))); got {type(mesh).__name__}")
+            f"jax.make_mesh((n,), ('data',))); got {type(mesh).__name__}"
+        )
     if not mesh.axis_names:
         raise ValueError(f"{where}: the mesh has no axes; its first axis must shard the data rows")
     return mesh.axis_names[0]
@@ -97,8 +99,13 @@ def rows_per_device(n_rows: int, mesh: Mesh, min_rows: int = 1) -> int:
 
 
 def _is_row_sharded(a: Any, mesh: Mesh) -> bool:
-    return (isinstance(a, jax.Array) and isinstance(a.sharding, NamedSharding) and a.sharding.mesh == mesh
-            and tuple(a.sharding.spec)[:1] == (data_axis(mesh),) and all(s is None for s in tuple(a.sharding.spec)[1:]))
+    return (
+        isinstance(a, jax.Array)
+        and isinstance(a.sharding, NamedSharding)
+        and a.sharding.mesh == mesh
+        and tuple(a.sharding.spec)[:1] == (data_axis(mesh),)
+        and all(s is None for s in tuple(a.sharding.spec)[1:])
+    )
 
 
 def _place(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -106,8 +113,9 @@ def _place(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
-def shard_rows(a: ArrayLike, mesh: Mesh, *, min_rows_per_device: int = 1, pad: str = "zeros",
-               dtype: Any = None) -> Array:
+def shard_rows(
+    a: ArrayLike, mesh: Mesh, *, min_rows_per_device: int = 1, pad: str = "zeros", dtype: Any = None
+) -> Array:
     """Split the rows of `a` over the mesh's first axis, padding the last blocks if needed.
 
     **Arguments:** `a` of shape `(n, ...)`; `min_rows_per_device` at least this many rows per
@@ -173,8 +181,10 @@ def shard_data(x: ArrayLike, y: ArrayLike, mesh: Mesh) -> ShardedData:
     """
     data_axis(mesh, "shard_data")
     if jnp.ndim(x) < 1 or jnp.ndim(y) < 1:
-        raise ValueError(f"shard_data: x and y must have a leading axis of observations; got shapes "
-                         f"{jnp.shape(x)} and {jnp.shape(y)}")
+        raise ValueError(
+            f"shard_data: x and y must have a leading axis of observations; got shapes "
+            f"{jnp.shape(x)} and {jnp.shape(y)}"
+        )
     n = int(jnp.shape(x)[0])
     if int(jnp.shape(y)[0]) != n:
         raise ValueError(f"shard_data: x has {n} rows (observations) but y has {jnp.shape(y)[0]}; they must match")

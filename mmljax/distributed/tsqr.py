@@ -111,7 +111,7 @@ def tsqr(A: Float[ArrayLike, "n p"], mesh: Mesh) -> QRFactor:
     return QRFactor(*_tsqr_fn(mesh)(a))
 
 
-def normal_equations(A: Float[ArrayLike, "n p"], y: Float[ArrayLike, "n *k"], mesh: Mesh) -> tuple[Array, Array]:
+def normal_equations(A: Float[ArrayLike, "n p"], y: Float[ArrayLike, "n ..."], mesh: Mesh) -> tuple[Array, Array]:
     """`(AᵀA, Aᵀy)` from per-device partial sums combined with one `psum` (`p² + pk` numbers).
 
     **Arguments:** `A (n, p)`, `y (n,)` or `(n, k)`, host arrays or row-sharded; `mesh`.
@@ -123,8 +123,9 @@ def normal_equations(A: Float[ArrayLike, "n p"], y: Float[ArrayLike, "n *k"], me
     if jnp.ndim(A) != 2:
         raise ValueError(f"{where}: A must have shape (n, p); got {jnp.shape(A)}")
     if jnp.ndim(y) not in (1, 2) or jnp.shape(y)[0] != jnp.shape(A)[0]:
-        raise ValueError(f"{where}: y must have shape (n,) or (n, k) with n = {jnp.shape(A)[0]} rows like A; "
-                         f"got {jnp.shape(y)}")
+        raise ValueError(
+            f"{where}: y must have shape (n,) or (n, k) with n = {jnp.shape(A)[0]} rows like A; got {jnp.shape(y)}"
+        )
     a = shard_rows(A, mesh)
     yy = shard_rows(y, mesh, dtype=a.dtype)
     return _normal_fn(mesh)(a, yy)

@@ -70,8 +70,13 @@ def general(phi: Array) -> Design:
         intercept = jnp.any((jnp.min(phi, axis=0) == jnp.max(phi, axis=0)) & (phi[0] != 0))
     else:
         intercept = jnp.asarray(False)
-    return Design(DD(phi, None), ext.from_float(jnp.eye(p, dtype=phi.dtype)), intercept,
-                  (True,) * p, tuple(f"B{j}" for j in range(p)))
+    return Design(
+        DD(phi, None),
+        ext.from_float(jnp.eye(p, dtype=phi.dtype)),
+        intercept,
+        (True,) * p,
+        tuple(f"B{j}" for j in range(p)),
+    )
 
 
 def polynomial(x: Array, degree: int, intercept: bool) -> Design:
@@ -126,8 +131,13 @@ def affine(X: Array, intercept: bool) -> Design:
     X = _float_array(X)
     n, d = X.shape
     if not intercept:
-        return Design(DD(X, None), ext.from_float(jnp.eye(d, dtype=X.dtype)), False, (True,) * d,
-                      tuple(f"B{j}" for j in range(1, d + 1)))
+        return Design(
+            DD(X, None),
+            ext.from_float(jnp.eye(d, dtype=X.dtype)),
+            False,
+            (True,) * d,
+            tuple(f"B{j}" for j in range(1, d + 1)),
+        )
     lo_x, hi_x = jnp.min(X, axis=0), jnp.max(X, axis=0)
     c = 0.5 * lo_x + 0.5 * hi_x
     s = pow2_at_least(jnp.maximum(hi_x - c, c - lo_x))

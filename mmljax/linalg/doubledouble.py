@@ -214,8 +214,8 @@ def rmatmul(a: DD, r: DD, block_elements: int = 1 << 21) -> DD:
     rows = max(1, block_elements // max(p * k, 1))
     total = None
     for start in range(0, max(n, 1), rows):
-        ah, al = a.hi[start:start + rows], a.lo[start:start + rows]
-        rh, rl = r.hi[start:start + rows], r.lo[start:start + rows]
+        ah, al = a.hi[start : start + rows], a.lo[start : start + rows]
+        rh, rl = r.hi[start : start + rows], r.lo[start : start + rows]
         # products (rows, p, k) summed over the rows
         part = sum_(mul(DD(ah[:, :, None], al[:, :, None]), DD(rh[:, None, :], rl[:, None, :])), axis=0)
         total = part if total is None else add(total, part)
@@ -266,6 +266,7 @@ def tall_rmatmul(b_hi: Array, b_lo: Array | None, r: DD) -> DD:
     k = r.hi.shape[1]
     pad = (-n) % LANES
     if pad:
+
         def grow(a):
             return None if a is None else jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
 

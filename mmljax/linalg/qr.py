@@ -12,7 +12,8 @@ of the compiled programs that use it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,8 +103,16 @@ def _sum_rows(a):
     return jnp.sum(a, axis=0)
 
 
-SINGLE = LinearOps(qr=_qr, rmatmul=_rmatmul, residual=_residual, colmax=_colmax, gram=_gram,
-                   square_sum=_square_sum, sum_dd=_sum_dd, sum_rows=_sum_rows)
+SINGLE = LinearOps(
+    qr=_qr,
+    rmatmul=_rmatmul,
+    residual=_residual,
+    colmax=_colmax,
+    gram=_gram,
+    square_sum=_square_sum,
+    sum_dd=_sum_dd,
+    sum_rows=_sum_rows,
+)
 
 
 def gram_factor(ops: LinearOps, b: Array) -> QRFactor:

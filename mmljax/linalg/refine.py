@@ -54,8 +54,17 @@ class _State(NamedTuple):
     converged: Array
 
 
-def refine_augmented(ops: LinearOps, b_hi: Array, b_lo: Array | None, factor: QRFactor, f: DD, g: DD, *,
-                     max_steps: int = 30, skip: Any = False) -> Refined:
+def refine_augmented(
+    ops: LinearOps,
+    b_hi: Array,
+    b_lo: Array | None,
+    factor: QRFactor,
+    f: DD,
+    g: DD,
+    *,
+    max_steps: int = 30,
+    skip: Any = False,
+) -> Refined:
     """Refine the solution of `[[I, B], [Bᵀ, 0]] [r; z] = [f; g]`, `B = b_hi + b_lo`.
 
     **Arguments:** `b_hi (m, p)` (and `b_lo`, None when `B` is exact in working precision) and its
@@ -95,7 +104,13 @@ def refine_augmented(ops: LinearOps, b_hi: Array, b_lo: Array | None, factor: QR
     def running(s: _State):
         return (~s.done) & (s.steps < max_steps)
 
-    start = _State(ext.from_float(r0), ext.from_float(z0), jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, dtype),
-                   jnp.asarray(skip) | (f.hi.shape[0] == 0), jnp.asarray(False))
+    start = _State(
+        ext.from_float(r0),
+        ext.from_float(z0),
+        jnp.asarray(0, jnp.int32),
+        jnp.asarray(jnp.inf, dtype),
+        jnp.asarray(skip) | (f.hi.shape[0] == 0),
+        jnp.asarray(False),
+    )
     end = lax.while_loop(running, body, start)
     return Refined(end.r, end.z, end.steps, end.converged, end.prev)

@@ -39,12 +39,12 @@ def inputs_2d(x: Any, d: int, where: str, source: str) -> jnp.ndarray:
     """`x` as an `(n, d)` array; `source` says where `d` comes from (e.g. "theta has shape (3,)")."""
     x = as_array(x, where, "x")
     if x.ndim != 2:
-        hint = "reshape with x[:, None]" if (x.ndim == 1 and d == 1) else (
-            "a single example? pass x[None, :]" if x.shape == (d,) else f"pass an array of shape (n, {d})"
+        hint = (
+            "reshape with x[:, None]"
+            if (x.ndim == 1 and d == 1)
+            else ("a single example? pass x[None, :]" if x.shape == (d,) else f"pass an array of shape (n, {d})")
         )
-        raise ValueError(
-            f"{where}: x must have shape (n, d) = (n, {d}) ({source}); got shape {x.shape} — {hint}"
-        )
+        raise ValueError(f"{where}: x must have shape (n, d) = (n, {d}) ({source}); got shape {x.shape} — {hint}")
     if x.shape[1] != d:
         raise ValueError(
             f"{where}: x has shape {x.shape} but the model expects {d} input feature(s), i.e. "
@@ -77,9 +77,7 @@ def targets(y: Any, expected: tuple[int, ...], where: str) -> jnp.ndarray:
             hint = " — the model has one output: pass y[:, 0] (or y.ravel())"
         elif len(expected) == 2 and y.shape == (expected[0],) and expected[1] == 1:
             hint = " — pass y[:, None]"
-        raise ValueError(
-            f"{where}: y must have the shape of the predictions, {tuple(expected)}; got {y.shape}{hint}"
-        )
+        raise ValueError(f"{where}: y must have the shape of the predictions, {tuple(expected)}; got {y.shape}{hint}")
     require_floating(y, where, "y")
     return y
 

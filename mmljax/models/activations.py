@@ -65,7 +65,5 @@ ACTIVATIONS: dict[str, Activation] = {
 def get_activation(name: str, where: str) -> Activation:
     """The activation called `name`, or a ValueError listing the valid names."""
     if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(
-            f"{where}: activation must be one of {sorted(ACTIVATIONS)}; got {name!r}"
-        )
+        raise ValueError(f"{where}: activation must be one of {sorted(ACTIVATIONS)}; got {name!r}")
     return ACTIVATIONS[name]

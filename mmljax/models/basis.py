@@ -73,7 +73,9 @@ def _frozen(a: Any, ndim: tuple[int, ...], where: str, what: str) -> tuple:
     except (TypeError, ValueError):
         raise TypeError(f"{where}: {what} must be an array of real numbers; got {a!r}") from None
     if arr.ndim not in ndim or arr.size == 0:
-        raise ValueError(f"{where}: {what} must be a non-empty array with {' or '.join(map(str, ndim))} axes; got shape {arr.shape}")
+        raise ValueError(
+            f"{where}: {what} must be a non-empty array with {' or '.join(map(str, ndim))} axes; got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{where}: {what} contains NaN/Inf")
     return tuple(map(tuple, arr)) if arr.ndim == 2 else tuple(arr.tolist())
@@ -158,8 +160,12 @@ class Learned:
         return self.width
 
     def features(self, x: Array, A: Array, b: Array) -> Array:
-        x = _checks.inputs_2d(x, self.in_features, "basis.design_matrix",
-                              f"the learned basis has A of shape {(self.width, self.in_features)}")
+        x = _checks.inputs_2d(
+            x,
+            self.in_features,
+            "basis.design_matrix",
+            f"the learned basis has A of shape {(self.width, self.in_features)}",
+        )
         return get_activation(self.activation, "basis").f(x @ A.T + b)
 
 
@@ -226,8 +232,7 @@ jax.tree_util.register_dataclass(BasisParams, data_fields=["theta", "A", "b"], m
 def _require_basis(basis: Any, where: str) -> None:
     if not isinstance(basis, _BASES):
         raise TypeError(
-            f"{where}: expected a basis from basis.polynomial/rbf/fourier/learned; got "
-            f"{type(basis).__name__}"
+            f"{where}: expected a basis from basis.polynomial/rbf/fourier/learned; got {type(basis).__name__}"
         )
 
 

@@ -48,9 +48,7 @@ class LinearParams(NamedTuple):
     bias: ArrayLike | None
 
 
-def init(
-    key: ArrayLike, in_features: int, out_features: int = 1, bias: bool = True, dtype=None
-) -> LinearParams:
+def init(key: ArrayLike, in_features: int, out_features: int = 1, bias: bool = True, dtype=None) -> LinearParams:
     """Random parameters for `f(x) = Θᵀx + b`.
 
     **Arguments:** `key` a JAX PRNG key; `in_features` = d; `out_features` = k (`1` gives the

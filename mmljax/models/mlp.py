@@ -99,8 +99,7 @@ def _validate(params: MLPParams, where: str) -> list[int]:
         sA, sb = _checks.shape_of(A), _checks.shape_of(b)
         if len(sA) != 2 or sb != sA[:1]:
             raise ValueError(
-                f"{where}: layer {l} must have A of shape (out, in) and b of shape (out,); got "
-                f"A {sA}, b {sb}"
+                f"{where}: layer {l} must have A of shape (out, in) and b of shape (out,); got A {sA}, b {sb}"
             )
         if out is not None and sA[1] != out[-1]:
             raise ValueError(
@@ -215,7 +214,7 @@ class MLP(eqx.Module):
         self.params = params
 
     @classmethod
-    def init(cls, key: ArrayLike, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> "MLP":
+    def init(cls, key: ArrayLike, sizes: Sequence[int], activation: str = "tanh", dtype=None) -> MLP:
         """`MLP(init(key, sizes, activation, dtype))`."""
         return cls(init(key, sizes, activation, dtype))
 

@@ -11,10 +11,10 @@
 """
 
 from ..errors import DivergenceError as DivergenceError
-from ._result import LeastSquaresResult as LeastSquaresResult
-from ._optimize_result import OptimizeResult as OptimizeResult
 from ..errors import PrecisionWarning as PrecisionWarning
 from ..errors import RankDeficiencyWarning as RankDeficiencyWarning
+from ._optimize_result import OptimizeResult as OptimizeResult
+from ._result import LeastSquaresResult as LeastSquaresResult
 from .gradient_descent import gradient_descent as gradient_descent
 from .least_squares import METHODS as METHODS
 from .least_squares import least_squares as least_squares

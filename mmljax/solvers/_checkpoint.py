@@ -205,7 +205,7 @@ def _difference(key: str, saved: Any, now: Any) -> str:
     if isinstance(saved, str) and isinstance(now, str) and max(len(saved), len(now)) > 60:
         i = next((j for j, (x, y) in enumerate(zip(saved, now)) if x != y), min(len(saved), len(now)))
         lo = max(i - 25, 0)
-        return f"{key}: at character {i}, saved ...{saved[lo:i + 35]!r}... vs now ...{now[lo:i + 35]!r}..."
+        return f"{key}: at character {i}, saved ...{saved[lo : i + 35]!r}... vs now ...{now[lo : i + 35]!r}..."
     return f"{key}: saved {_short(saved)} vs now {_short(now)}"
 
 

@@ -18,7 +18,8 @@ polish the solution until the step stops shrinking: the last digits the data all
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -123,8 +124,9 @@ def damped_step(J, r, D, delta, alpha0) -> DampedStep:
 
     def newton(_, carry):
         alpha, lower, upper, done = carry
-        alpha_try = jnp.where((alpha <= lower) | (alpha >= upper), jnp.maximum(0.001 * upper, jnp.sqrt(lower * upper)),
-                              alpha)
+        alpha_try = jnp.where(
+            (alpha <= lower) | (alpha >= upper), jnp.maximum(0.001 * upper, jnp.sqrt(lower * upper)), alpha
+        )
         alpha_try = jnp.where(alpha_try == 0, jnp.maximum(tiny, 0.001 * upper), alpha_try)
         nz, w = znorm(alpha_try)
         fp = nz - delta
@@ -134,8 +136,12 @@ def damped_step(J, r, D, delta, alpha0) -> DampedStep:
         nxt = jnp.maximum(lower2, alpha_try + fp / delta * nz * nz / jnp.where(w > 0, w, 1.0))
         nxt = jnp.where(stop, alpha_try, nxt)
         keep = done
-        return (jnp.where(keep, alpha, nxt), jnp.where(keep, lower, lower2), jnp.where(keep, upper, upper2),
-                done | stop)
+        return (
+            jnp.where(keep, alpha, nxt),
+            jnp.where(keep, lower, lower2),
+            jnp.where(keep, upper, upper2),
+            done | stop,
+        )
 
     # Start the Newton iteration strictly inside the bracket
     alpha = jnp.where((alpha <= lower) | (alpha >= upper), jnp.maximum(0.001 * upper, jnp.sqrt(lower * upper)), alpha)
@@ -172,11 +178,13 @@ def gauss_newton_step(J, r):
     R = _safe_diagonal(R)
     y = solve_triangular(R, b @ Q, lower=False)
     s = b - A @ y
+
     def refine(_, ys):
         y, s = ys
         f0 = dd.DD(*dd.two_sum(b, -s))
-        f = dd.tall_residual(A, None, dd.DD(y[:, None], jnp.zeros_like(y)[:, None]),
-                             dd.DD(f0.hi[:, None], f0.lo[:, None]))
+        f = dd.tall_residual(
+            A, None, dd.DD(y[:, None], jnp.zeros_like(y)[:, None]), dd.DD(f0.hi[:, None], f0.lo[:, None])
+        )
         f = f.hi[:, 0] + f.lo[:, 0]
         g = -dd.tall_rmatmul(A, None, dd.DD(s[:, None], jnp.zeros_like(s)[:, None])).hi[:, 0]
         h = solve_triangular(R, g, trans="T", lower=False)
@@ -236,12 +244,21 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
     xnorm0 = _norm(D0 * theta0)
     delta0 = jnp.where(xnorm0 > 0, _INITIAL_RADIUS * xnorm0, _INITIAL_RADIUS)
     zero = jnp.zeros((), dtype)
-    state = State(theta=theta0, r=r0, J=J0, fnorm=fnorm0, D=D0, delta=delta0, alpha=zero,
-                  step=jnp.zeros((), jnp.int32),
-                  phase=jnp.where(finite0, jnp.where(fnorm0 == 0, 2, 0), 2).astype(jnp.int32),
-                  status=jnp.where(finite0, int(Status.CONVERGED), int(Status.NONFINITE_INPUT)).astype(jnp.int32),
-                  polish_steps=jnp.zeros((), jnp.int32), last_polish=jnp.asarray(jnp.inf, dtype),
-                  last_good_step=jnp.zeros((), jnp.int32))
+    state = State(
+        theta=theta0,
+        r=r0,
+        J=J0,
+        fnorm=fnorm0,
+        D=D0,
+        delta=delta0,
+        alpha=zero,
+        step=jnp.zeros((), jnp.int32),
+        phase=jnp.where(finite0, jnp.where(fnorm0 == 0, 2, 0), 2).astype(jnp.int32),
+        status=jnp.where(finite0, int(Status.CONVERGED), int(Status.NONFINITE_INPUT)).astype(jnp.int32),
+        polish_steps=jnp.zeros((), jnp.int32),
+        last_polish=jnp.asarray(jnp.inf, dtype),
+        last_good_step=jnp.zeros((), jnp.int32),
+    )
 
     def evaluate(theta):
         r, J = residual_and_jacobian(fun, theta, args, opts.jac_mode)
@@ -257,14 +274,16 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
 
     def propose_damped(st: State) -> Proposal:
         step = damped_step(st.J, st.r, st.D, st.delta, st.alpha)
-        return Proposal(p=step.z / st.D, pnorm=_norm(step.z), alpha=step.alpha, jz_norm=step.jz_norm,
-                        xnorm=_norm(st.D * st.theta))
+        return Proposal(
+            p=step.z / st.D, pnorm=_norm(step.z), alpha=step.alpha, jz_norm=step.jz_norm, xnorm=_norm(st.D * st.theta)
+        )
 
     def propose_polish(st: State) -> Proposal:
         p = gauss_newton_step(st.J, st.r)
         c = pow2_scale(_norm_cols(st.J))
-        return Proposal(p=p, pnorm=_norm(c * p), alpha=jnp.zeros((), dtype), jz_norm=jnp.zeros((), dtype),
-                        xnorm=_norm(c * st.theta))
+        return Proposal(
+            p=p, pnorm=_norm(c * p), alpha=jnp.zeros((), dtype), jz_norm=jnp.zeros((), dtype), xnorm=_norm(c * st.theta)
+        )
 
     def damped(st: State, pr: Proposal, theta_new, r_new, J_new, fnorm1, ok) -> State:
         alpha, pnorm = pr.alpha, pr.pnorm
@@ -277,8 +296,9 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
         dirder = -(t1 * t1 + t2 * t2)
         ratio = jnp.where(prered != 0, actred / jnp.where(prered != 0, prered, 1.0), 0.0)
         # resize the trust region
-        temp = jnp.where(actred >= 0, 0.5, 0.5 * dirder / jnp.where(dirder + 0.5 * actred != 0,
-                                                                    dirder + 0.5 * actred, 1.0))
+        temp = jnp.where(
+            actred >= 0, 0.5, 0.5 * dirder / jnp.where(dirder + 0.5 * actred != 0, dirder + 0.5 * actred, 1.0)
+        )
         temp = jnp.where((0.1 * fnorm1_s >= fnorm) | (temp < 0.1) | ~ok, 0.1, temp)
         shrink = ratio <= _SHRINK_BELOW
         grow = ~shrink & ((alpha == 0) | (ratio >= _GROW_ABOVE))
@@ -296,17 +316,32 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
         # region that shrank because trial points were not finite is not a converged one
         c0 = _norm_cols(st.J)
         gtest = jnp.max(jnp.abs(st.r @ st.J) / jnp.where(c0 > 0, c0, 1.0)) / fnorm
-        converged = (((jnp.abs(actred) <= handover) & (prered <= handover) & (0.5 * ratio <= 1.0))
-                     | ((new_delta <= handover * xnorm) & ok) | (gtest <= eps) | (fn == 0))
+        converged = (
+            ((jnp.abs(actred) <= handover) & (prered <= handover) & (0.5 * ratio <= 1.0))
+            | ((new_delta <= handover * xnorm) & ok)
+            | (gtest <= eps)
+            | (fn == 0)
+        )
         stuck = new_delta <= eps * jnp.maximum(xnorm, eps)
         diverged = ~ok & stuck & ~accept
         converged = converged & ~diverged
         nxt_phase = jnp.where(diverged, 2, jnp.where(converged, jnp.where(opts.polish & (fn > 0), 1, 2), 0))
         status = jnp.where(diverged, int(Status.DIVERGED), int(Status.CONVERGED))
-        return State(theta=theta, r=r, J=J, fnorm=fn, D=D, delta=new_delta, alpha=new_alpha, step=st.step + 1,
-                     phase=nxt_phase.astype(jnp.int32), status=status.astype(jnp.int32),
-                     polish_steps=st.polish_steps, last_polish=st.last_polish,
-                     last_good_step=jnp.where(accept, st.step + 1, st.last_good_step))
+        return State(
+            theta=theta,
+            r=r,
+            J=J,
+            fnorm=fn,
+            D=D,
+            delta=new_delta,
+            alpha=new_alpha,
+            step=st.step + 1,
+            phase=nxt_phase.astype(jnp.int32),
+            status=status.astype(jnp.int32),
+            polish_steps=st.polish_steps,
+            last_polish=st.last_polish,
+            last_good_step=jnp.where(accept, st.step + 1, st.last_good_step),
+        )
 
     def polish(st: State, pr: Proposal, theta_new, r_new, J_new, fnorm1, ok) -> State:
         pn = pr.pnorm
@@ -321,12 +356,21 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
         J = jnp.where(take, J_new, st.J)
         fn = jnp.where(take, fnorm1, st.fnorm)
         finish = ~take | small
-        return State(theta=theta, r=r, J=J, fnorm=fn, D=st.D, delta=st.delta, alpha=st.alpha, step=st.step + 1,
-                     phase=jnp.where(finish, 2, 1).astype(jnp.int32),
-                     status=jnp.asarray(int(Status.CONVERGED), jnp.int32),
-                     polish_steps=st.polish_steps + take.astype(jnp.int32),
-                     last_polish=jnp.where(take, pn, st.last_polish),
-                     last_good_step=jnp.where(take, st.step + 1, st.last_good_step))
+        return State(
+            theta=theta,
+            r=r,
+            J=J,
+            fnorm=fn,
+            D=st.D,
+            delta=st.delta,
+            alpha=st.alpha,
+            step=st.step + 1,
+            phase=jnp.where(finish, 2, 1).astype(jnp.int32),
+            status=jnp.asarray(int(Status.CONVERGED), jnp.int32),
+            polish_steps=st.polish_steps + take.astype(jnp.int32),
+            last_polish=jnp.where(take, pn, st.last_polish),
+            last_good_step=jnp.where(take, st.step + 1, st.last_good_step),
+        )
 
     def body(st: State) -> State:
         # one proposal (damped or polishing), one evaluation of residuals and Jacobian, then the phase's rules
@@ -346,8 +390,9 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
         return (st.phase < 2) & (st.step < max_steps)
 
     final = lax.while_loop(cond, body, state)
-    status = jnp.where(final.phase == 2, final.status,
-                       jnp.where(final.phase == 1, int(Status.CONVERGED), int(Status.MAX_STEPS)))
+    status = jnp.where(
+        final.phase == 2, final.status, jnp.where(final.phase == 1, int(Status.CONVERGED), int(Status.MAX_STEPS))
+    )
     return eqx.tree_at(lambda s: s.status, final, status.astype(jnp.int32))
 
 
@@ -390,10 +435,17 @@ def solve_matrix_free(fun: Callable, theta0, args, opts: Options, max_steps) -> 
     g0 = vjp0(r0)
     lam0 = 1e-3 * jnp.where(f0 > 0, (_norm(g0) / jnp.where(f0 > 0, f0, 1.0)) ** 2, 1.0)
     lam0 = jnp.where(lam0 > 0, lam0, 1e-3)
-    state = FreeState(theta=theta0, r=r0, fnorm=f0, lam=lam0, nu=jnp.asarray(2.0, dtype), step=jnp.zeros((), jnp.int32),
-                      phase=jnp.where(ok0, jnp.where(f0 == 0, 2, 0), 2).astype(jnp.int32),
-                      status=jnp.where(ok0, int(Status.CONVERGED), int(Status.NONFINITE_INPUT)).astype(jnp.int32),
-                      last_good_step=jnp.zeros((), jnp.int32))
+    state = FreeState(
+        theta=theta0,
+        r=r0,
+        fnorm=f0,
+        lam=lam0,
+        nu=jnp.asarray(2.0, dtype),
+        step=jnp.zeros((), jnp.int32),
+        phase=jnp.where(ok0, jnp.where(f0 == 0, 2, 0), 2).astype(jnp.int32),
+        status=jnp.where(ok0, int(Status.CONVERGED), int(Status.NONFINITE_INPUT)).astype(jnp.int32),
+        last_good_step=jnp.zeros((), jnp.int32),
+    )
 
     def body(st: FreeState) -> FreeState:
         r, jvp, vjp = grad_and_ops(st.theta)
@@ -407,7 +459,7 @@ def solve_matrix_free(fun: Callable, theta0, args, opts: Options, max_steps) -> 
         f1s = jnp.where(ok, f1, jnp.inf)
         jp = jvp(p)
         prered = -(2.0 * (r @ jp) + jp @ jp)  # predicted decrease of ‖r‖² by the linear model
-        actred = st.fnorm ** 2 - f1s ** 2
+        actred = st.fnorm**2 - f1s**2
         rho = jnp.where(prered > 0, actred / jnp.where(prered > 0, prered, 1.0), -1.0)
         accept = ok & (rho > 0)
         lam = jnp.where(accept, st.lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), st.lam * st.nu)
@@ -419,12 +471,18 @@ def solve_matrix_free(fun: Callable, theta0, args, opts: Options, max_steps) -> 
         stuck = ~accept & (lam > 1.0 / eps * jnp.maximum(1.0, lam0))
         diverged = stuck & ~ok
         done = small | gsmall | (jnp.where(accept, f1s, st.fnorm) == 0) | stuck
-        status = jnp.where(diverged, int(Status.DIVERGED), jnp.where(stuck, int(Status.STALLED),
-                                                                       int(Status.CONVERGED)))
-        return FreeState(theta=theta, r=jnp.where(accept, r_new, st.r), fnorm=jnp.where(accept, f1s, st.fnorm),
-                         lam=lam, nu=nu, step=st.step + 1, phase=jnp.where(done, 2, 0).astype(jnp.int32),
-                         status=status.astype(jnp.int32),
-                         last_good_step=jnp.where(accept, st.step + 1, st.last_good_step))
+        status = jnp.where(diverged, int(Status.DIVERGED), jnp.where(stuck, int(Status.STALLED), int(Status.CONVERGED)))
+        return FreeState(
+            theta=theta,
+            r=jnp.where(accept, r_new, st.r),
+            fnorm=jnp.where(accept, f1s, st.fnorm),
+            lam=lam,
+            nu=nu,
+            step=st.step + 1,
+            phase=jnp.where(done, 2, 0).astype(jnp.int32),
+            status=status.astype(jnp.int32),
+            last_good_step=jnp.where(accept, st.step + 1, st.last_good_step),
+        )
 
     final = lax.while_loop(lambda st: (st.phase < 2) & (st.step < max_steps), body, state)
     status = jnp.where(final.phase == 2, final.status, int(Status.MAX_STEPS))

@@ -73,7 +73,8 @@ class NonlinearLeastSquaresResult(eqx.Module):
         s = status_of(self.status)
         return {
             "params": jax.tree_util.tree_map(plain, self.params),
-            "standard_errors": None if self.standard_errors is None
+            "standard_errors": None
+            if self.standard_errors is None
             else jax.tree_util.tree_map(plain, self.standard_errors),
             "residuals": plain(self.residuals),
             "rss": plain(self.rss),
@@ -98,16 +99,23 @@ class NonlinearLeastSquaresResult(eqx.Module):
         if np.ndim(self.status) != 0:
             return f"NonlinearLeastSquaresResult: a batch of {np.size(self.status)} fits; index one to summarise it"
         est = np.asarray(ravel_vec(self.params)[0])
-        se = (np.full_like(est, np.nan) if self.standard_errors is None
-              else np.asarray(ravel_vec(self.standard_errors)[0]))
+        se = (
+            np.full_like(est, np.nan)
+            if self.standard_errors is None
+            else np.asarray(ravel_vec(self.standard_errors)[0])
+        )
         lines = [f"{'':>8} {'estimate':>24} {'std. error':>24}"]
         for j, (e, s) in enumerate(zip(est, se)):
             lines.append(f"{'b' + str(j + 1):>8} {e:>24.15e} {s:>24.15e}")
         lines.append(f"rss {_fmt(self.rss)}   residual SD {_fmt(self.residual_sd)}   dof {self.dof}")
-        lines.append(f"m = {np.size(self.residuals)}, n = {est.size}, rank {int(self.rank)}, "
-                     f"condition number {float(self.condition_number):.3g}, grad norm {float(self.grad_norm):.3g}")
-        lines.append(f"steps {int(self.steps)} (Gauss–Newton polishing {int(self.polish_steps)}), "
-                     f"{self.method}, dtype {est.dtype.name}: {self.message}")
+        lines.append(
+            f"m = {np.size(self.residuals)}, n = {est.size}, rank {int(self.rank)}, "
+            f"condition number {float(self.condition_number):.3g}, grad norm {float(self.grad_norm):.3g}"
+        )
+        lines.append(
+            f"steps {int(self.steps)} (Gauss–Newton polishing {int(self.polish_steps)}), "
+            f"{self.method}, dtype {est.dtype.name}: {self.message}"
+        )
         return "\n".join(lines)
 
 

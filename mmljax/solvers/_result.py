@@ -86,27 +86,48 @@ class LeastSquaresResult(eqx.Module):
             for c, (e, s) in enumerate(zip(est, err)):
                 label = name if est.size == 1 else f"{name}[{c}]"
                 lines.append(f"{label:>8} {e:>24.15e} {s:>24.15e}")
-        lines.append(f"residual SD {_fmt(self.residual_sd)}   R² {_fmt(self.r_squared)}   "
-                     f"({'centred' if bool(np.all(self.intercept)) else 'uncentred'})")
-        lines.append(f"n = {self.n_observations}, rank {_fmt(self.rank)} of {coef.shape[0]}, "
-                     f"condition number {float(np.max(self.condition_number)):.3g}, method {self.method}, "
-                     f"refinement steps {_fmt(self.refinement_steps)}, dtype {np.dtype(self.dtype).name}, "
-                     f"status {self.message}")
+        lines.append(
+            f"residual SD {_fmt(self.residual_sd)}   R² {_fmt(self.r_squared)}   "
+            f"({'centred' if bool(np.all(self.intercept)) else 'uncentred'})"
+        )
+        lines.append(
+            f"n = {self.n_observations}, rank {_fmt(self.rank)} of {coef.shape[0]}, "
+            f"condition number {float(np.max(self.condition_number)):.3g}, method {self.method}, "
+            f"refinement steps {_fmt(self.refinement_steps)}, dtype {np.dtype(self.dtype).name}, "
+            f"status {self.message}"
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """JSON-ready: arrays as nested lists (non-finite numbers as None), the status by name."""
         out: dict = {}
-        for name in ("coefficients", "standard_errors", "residuals", "fitted", "rss", "residual_sd", "r_squared",
-                     "rank", "condition_number", "refinement_steps", "dof", "ridge", "expected_digits"):
+        for name in (
+            "coefficients",
+            "standard_errors",
+            "residuals",
+            "fitted",
+            "rss",
+            "residual_sd",
+            "r_squared",
+            "rank",
+            "condition_number",
+            "refinement_steps",
+            "dof",
+            "ridge",
+            "expected_digits",
+        ):
             out[name] = _jsonable(getattr(self, name))
         out["intercept"] = _jsonable(self.intercept)
         out["refinement_converged"] = _jsonable(self.refinement_converged)
         s = status_of(self.status)
         out["status"] = s.name if isinstance(s, Status) else _jsonable(self.status)
         out["converged"] = _jsonable(self.converged)
-        out.update(method=self.method, dtype=np.dtype(self.dtype).name, n_observations=self.n_observations,
-                   names=list(self.names))
+        out.update(
+            method=self.method,
+            dtype=np.dtype(self.dtype).name,
+            n_observations=self.n_observations,
+            names=list(self.names),
+        )
         return out
 
 

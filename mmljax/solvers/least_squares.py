@@ -77,43 +77,43 @@ __all__ = ["METHODS", "least_squares", "linear_regression", "polyfit"]
 
 METHODS = ("auto", "qr", "svd", "cholesky", "normal")
 
-LARGE_PRODUCTS = 1 << 22    # m·p·max(p, k) from which a design is "large": Gram-matrix factor first
-GRAM_COND_LIMIT = 1e5       # the Gram-matrix factor is used up to this condition number (cond² eps <= 2e-6)
-REFINED_SE_LIMIT = 5e7      # above this n·p² the standard errors come from the working-precision factor
-REFINED_SE_COND = 1e4       # ... and below this condition number too (their relative error is about cond·eps)
+LARGE_PRODUCTS = 1 << 22  # m·p·max(p, k) from which a design is "large": Gram-matrix factor first
+GRAM_COND_LIMIT = 1e5  # the Gram-matrix factor is used up to this condition number (cond² eps <= 2e-6)
+REFINED_SE_LIMIT = 5e7  # above this n·p² the standard errors come from the working-precision factor
+REFINED_SE_COND = 1e4  # ... and below this condition number too (their relative error is about cond·eps)
 ILL_CONDITIONED_DIGITS = 3.0  # "normal"/"cholesky" with fewer expected correct digits: ILL_CONDITIONED
 
 
 class _Config(NamedTuple):
     """The static part of a fit (hashable: a static argument of the compiled program)."""
 
-    kind: str          # "general" | "polynomial" | "affine"
+    kind: str  # "general" | "polynomial" | "affine"
     degree: int
     intercept: bool
     method: str
     has_ridge: bool
-    factor: str        # "householder" | "gram"
+    factor: str  # "householder" | "gram"
     refined_se: bool
     ops: LinearOps
 
 
 class _Out(NamedTuple):
-    coef: Any          # (p, k)
-    residuals: Any     # (n, k)
-    rss: Any           # (k,)
-    sigma: Any         # (k,)
-    r2: Any            # (k,)
-    se: Any            # (p, k)
-    fitted: Any        # (n, k)
-    dof: Any           # ()
-    rank: Any          # () float: the aux outputs below have zero derivatives
+    coef: Any  # (p, k)
+    residuals: Any  # (n, k)
+    rss: Any  # (k,)
+    sigma: Any  # (k,)
+    r2: Any  # (k,)
+    se: Any  # (p, k)
+    fitted: Any  # (n, k)
+    dof: Any  # ()
+    rank: Any  # () float: the aux outputs below have zero derivatives
     cond: Any
     steps: Any
     converged: Any
     status: Any
     intercept: Any
     digits: Any
-    half: Any          # (p, q): (AᵀA + λPᵀP)⁻¹ = half halfᵀ in the natural basis
+    half: Any  # (p, q): (AᵀA + λPᵀP)⁻¹ = half halfᵀ in the natural basis
 
 
 def _design(cfg: _Config, data) -> _basis.Design:
@@ -163,7 +163,7 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     design = _design(cfg, data)
     b, u = design.b, design.u
     p = b.hi.shape[1]
-    sy = _basis.column_scales(y)          # targets scaled by powers of two: no overflow in the statistics
+    sy = _basis.column_scales(y)  # targets scaled by powers of two: no overflow in the statistics
     f = y * sy
     bh, bl = b.hi, b.lo
     if cfg.has_ridge:  # ridge as least squares: rows sqrt(ridge) (u z)_j for each penalised coefficient
@@ -177,12 +177,12 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     rows_total = m
     if ops.devices > 1 and tall:
         rows_total = max(-(-m // ops.devices), p) * ops.devices
-    scale = _basis.column_scales(bh)      # equilibration, exact
+    scale = _basis.column_scales(bh)  # equilibration, exact
     B = _pad_rows(bh * scale, rows_total)
     Bl = None if bl is None else _pad_rows(bl * scale, rows_total)
     f = _pad_rows(f, rows_total)
     obs = (jnp.arange(rows_total) < n)[:, None]
-    ue = DD(u.hi * scale, u.lo * scale)   # natural coefficients = ue @ z / sy
+    ue = DD(u.hi * scale, u.lo * scale)  # natural coefficients = ue @ z / sy
 
     # ---- factorisation, rank and condition number
     if cfg.factor == "gram" and tall:
@@ -228,8 +228,9 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
         if cfg.refined_se:  # refined variances where cond·eps could cost digits: ||B (BᵀB)⁻¹ g_j||², f = 0
             # (an R from the Gram matrix carries cond² eps: compare that)
             se_needed = full & ((cond * cond if factor.q is None else cond) > REFINED_SE_COND)
-            ref_se = refine_augmented(ops, B, Bl, factor, ext.from_float(jnp.zeros((rows_total, p), dtype)), G,
-                                      skip=~se_needed)
+            ref_se = refine_augmented(
+                ops, B, Bl, factor, ext.from_float(jnp.zeros((rows_total, p), dtype)), G, skip=~se_needed
+            )
             # its squared column norms are summed below, with the other sums of squares
             var_refined = DD(jnp.where(obs, ref_se.r.hi, 0), jnp.where(obs, ref_se.r.lo, 0))
         if cfg.method == "auto":  # rank deficient: the minimum-norm SVD solution
@@ -261,11 +262,12 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     centred = ext.sub(fo, DD(mean.hi[None], mean.lo[None]))
     centred = DD(jnp.where(obs, centred.hi, 0), jnp.where(obs, centred.lo, 0))
     parts = [res, centred, fo] + ([] if var_refined is None else [var_refined])
-    sums = ops.square_sum(DD(jnp.concatenate([q.hi for q in parts], axis=1),
-                             jnp.concatenate([q.lo for q in parts], axis=1))).hi  # one pass, one program
-    rss_s, tss_c, tss_u = sums[:k], sums[k:2 * k], sums[2 * k:3 * k]
+    sums = ops.square_sum(
+        DD(jnp.concatenate([q.hi for q in parts], axis=1), jnp.concatenate([q.lo for q in parts], axis=1))
+    ).hi  # one pass, one program
+    rss_s, tss_c, tss_u = sums[:k], sums[k : 2 * k], sums[2 * k : 3 * k]
     if var_refined is not None:
-        var_refined = jnp.where(se_needed, sums[3 * k:], jnp.nan)
+        var_refined = jnp.where(se_needed, sums[3 * k :], jnp.nan)
     intercept = jnp.asarray(design.intercept)
     tss = jnp.where(intercept, tss_c, tss_u)
     r2 = jnp.where(tss > 0, 1 - rss_s / jnp.where(tss > 0, tss, 1), jnp.nan)
@@ -309,11 +311,23 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
 
     natural_half = ue.hi @ half
     return _Out(
-        coef=nan_if_bad(coef), residuals=nan_if_bad(residuals), rss=nan_if_bad(rss), sigma=nan_if_bad(sigma_s / sy),
-        r2=nan_if_bad(r2), se=nan_if_bad(se), fitted=nan_if_bad(fitted), dof=dof.astype(dtype),
-        rank=rank.astype(dtype), cond=nan_if_bad(cond).astype(dtype), steps=steps.astype(dtype),
-        converged=converged.astype(dtype), status=status.astype(dtype), intercept=intercept.astype(dtype),
-        digits=jnp.asarray(digits, dtype), half=natural_half)
+        coef=nan_if_bad(coef),
+        residuals=nan_if_bad(residuals),
+        rss=nan_if_bad(rss),
+        sigma=nan_if_bad(sigma_s / sy),
+        r2=nan_if_bad(r2),
+        se=nan_if_bad(se),
+        fitted=nan_if_bad(fitted),
+        dof=dof.astype(dtype),
+        rank=rank.astype(dtype),
+        cond=nan_if_bad(cond).astype(dtype),
+        steps=steps.astype(dtype),
+        converged=converged.astype(dtype),
+        status=status.astype(dtype),
+        intercept=intercept.astype(dtype),
+        digits=jnp.asarray(digits, dtype),
+        half=natural_half,
+    )
 
 
 _solve = jax.custom_jvp(_solve_impl, nondiff_argnums=(0,))
@@ -356,12 +370,21 @@ def _solve_jvp(cfg: _Config, primals, tangents):
     ginv = half @ half.T
     dbeta = half @ (half.T @ rhs)
     dginv = -(ginv @ dgram @ ginv)
-    _, tan = jax.jvp(lambda A_, y_, b_, g_: _statistics(cfg, out, A_, y_, ridge, b_, g_),
-                     (A, y, beta, ginv), (dA, dy, dbeta, dginv))
+    _, tan = jax.jvp(
+        lambda A_, y_, b_, g_: _statistics(cfg, out, A_, y_, ridge, b_, g_), (A, y, beta, ginv), (dA, dy, dbeta, dginv)
+    )
     dres, drss, dsigma, dr2, dse, dfitted, ddof = tan
     zeros = jax.tree_util.tree_map(jnp.zeros_like, out)
-    tangent_out = zeros._replace(coef=dbeta, residuals=dres, rss=drss, sigma=dsigma, r2=dr2, se=dse, fitted=dfitted,
-                                 dof=jnp.asarray(ddof, out.dof.dtype) if cfg.has_ridge else zeros.dof)
+    tangent_out = zeros._replace(
+        coef=dbeta,
+        residuals=dres,
+        rss=drss,
+        sigma=dsigma,
+        r2=dr2,
+        se=dse,
+        fitted=dfitted,
+        dof=jnp.asarray(ddof, out.dof.dtype) if cfg.has_ridge else zeros.dof,
+    )
     return out, tangent_out
 
 
@@ -389,17 +412,37 @@ def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names:
 
     coef = o(out.coef)
     if check:
-        index = jnp.select([status == int(s) for s in (Status.NONFINITE_INPUT, Status.RANK_DEFICIENT,
-                                                       Status.NOT_REFINED, Status.ILL_CONDITIONED)],
-                           [0, 1, 2, 3], default=0)
+        index = jnp.select(
+            [
+                status == int(s)
+                for s in (Status.NONFINITE_INPUT, Status.RANK_DEFICIENT, Status.NOT_REFINED, Status.ILL_CONDITIONED)
+            ],
+            [0, 1, 2, 3],
+            default=0,
+        )
         coef = eqx.branched_error_if(coef, status != int(Status.CONVERGED), index, _CHECK_MESSAGES)
     return LeastSquaresResult(
-        coefficients=coef, residuals=o(out.residuals), rss=o(out.rss), residual_sd=o(out.sigma),
-        r_squared=o(out.r2), standard_errors=o(out.se), rank=out.rank.astype(jnp.int32),
-        condition_number=out.cond.astype(out_dtype), method=cfg.method, dtype=np.dtype(out_dtype),
-        refinement_steps=out.steps.astype(jnp.int32), n_observations=y.shape[0], dof=out.dof.astype(out_dtype),
-        intercept=out.intercept > 0, ridge=jnp.asarray(ridge, out_dtype), refinement_converged=out.converged > 0,
-        names=names, fitted=o(out.fitted), status=status, expected_digits=out.digits.astype(out_dtype))
+        coefficients=coef,
+        residuals=o(out.residuals),
+        rss=o(out.rss),
+        residual_sd=o(out.sigma),
+        r_squared=o(out.r2),
+        standard_errors=o(out.se),
+        rank=out.rank.astype(jnp.int32),
+        condition_number=out.cond.astype(out_dtype),
+        method=cfg.method,
+        dtype=np.dtype(out_dtype),
+        refinement_steps=out.steps.astype(jnp.int32),
+        n_observations=y.shape[0],
+        dof=out.dof.astype(out_dtype),
+        intercept=out.intercept > 0,
+        ridge=jnp.asarray(ridge, out_dtype),
+        refinement_converged=out.converged > 0,
+        names=names,
+        fitted=o(out.fitted),
+        status=status,
+        expected_digits=out.digits.astype(out_dtype),
+    )
 
 
 # ------------------------------------------------------------------------------------- the front end
@@ -419,7 +462,7 @@ def _as_array(a: Any, where: str, what: str):
     dtype = np.dtype(a.dtype)
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"{where}: {what} is complex ({dtype}); only real least squares is supported")
-    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+    if np.dtype(dtype).kind == "O" or not (np.issubdtype(dtype, np.number) or np.dtype(dtype).kind == "b"):
         raise TypeError(f"{where}: {what} must be a numeric array; got dtype {dtype}")
     return a
 
@@ -429,13 +472,16 @@ def _check_shapes(X, y, where: str, xname: str, x_ndim: tuple[int, ...]) -> None
         if x_ndim == (2,):
             hint = f" — reshape a single column with {xname}[:, None]" if X.ndim == 1 else ""
             raise ValueError(f"{where}: {xname} must have shape (n, p); got {X.shape}{hint}")
-        raise ValueError(f"{where}: {xname} must be 1-D (n,); got shape {X.shape}"
-                         + ("; for several predictors use linear_regression(X, y)" if X.ndim == 2 else ""))
+        raise ValueError(
+            f"{where}: {xname} must be 1-D (n,); got shape {X.shape}"
+            + ("; for several predictors use linear_regression(X, y)" if X.ndim == 2 else "")
+        )
     if y.ndim not in (1, 2):
         raise ValueError(f"{where}: y must have shape (n,) or (n, k); got {y.shape}")
     if y.shape[0] != X.shape[0]:
-        raise ValueError(f"{where}: {xname} has {X.shape[0]} rows (observations) but y has {y.shape[0]}; "
-                         f"they must match")
+        raise ValueError(
+            f"{where}: {xname} has {X.shape[0]} rows (observations) but y has {y.shape[0]}; they must match"
+        )
     if X.shape[0] == 0:
         raise ValueError(f"{where}: no observations ({xname} has 0 rows)")
     if y.ndim == 2 and y.shape[1] == 0:
@@ -457,14 +503,18 @@ def _nonfinite_rows_error(a: np.ndarray, where: str, what: str) -> ValueError | 
     if not bad.any():
         return None
     rows = np.unique(np.nonzero(bad)[0])
-    return ValueError(f"{where}: {what} contains {int(bad.sum())} NaN/Inf value(s) in row(s) {rows[:10].tolist()}"
-                      f"{' ...' if rows.size > 10 else ''}; remove or impute those rows first")
+    return ValueError(
+        f"{where}: {what} contains {int(bad.sum())} NaN/Inf value(s) in row(s) {rows[:10].tolist()}"
+        f"{' ...' if rows.size > 10 else ''}; remove or impute those rows first"
+    )
 
 
 def _rank_deficiency_message(where: str, rank: int, p: int, cond: float, action: str) -> str:
-    return (f"{where}: the design is numerically rank deficient (rank {rank} of {p} columns, condition "
-            f"number {cond:.3g}): some coefficients are not determined by the data; {action} — remove or "
-            f"combine collinear columns, lower the degree, or pass ridge > 0")
+    return (
+        f"{where}: the design is numerically rank deficient (rank {rank} of {p} columns, condition "
+        f"number {cond:.3g}): some coefficients are not determined by the data; {action} — remove or "
+        f"combine collinear columns, lower the degree, or pass ridge > 0"
+    )
 
 
 def _ops_for(mesh: Any, where: str) -> LinearOps:
@@ -475,8 +525,21 @@ def _ops_for(mesh: Any, where: str) -> LinearOps:
     return sharded_ops(mesh, where)
 
 
-def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, method: str, ridge: Any, mesh: Any,
-         check: bool, where: str, xname: str, x_ndim: tuple[int, ...]) -> LeastSquaresResult:
+def _fit(
+    kind: str,
+    data: Any,
+    y: Any,
+    *,
+    degree: int = 0,
+    intercept: bool,
+    method: str,
+    ridge: Any,
+    mesh: Any,
+    check: bool,
+    where: str,
+    xname: str,
+    x_ndim: tuple[int, ...],
+) -> LeastSquaresResult:
     check_choice(method, where, "method", METHODS)
     check_bool(check, where, "check")
     data = _as_array(data, where, xname)
@@ -489,19 +552,32 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
     floats = [np.dtype(a.dtype) for a in (data, y) if np.issubdtype(a.dtype, np.floating)]
     low = [d.name for d in floats if np.finfo(d).bits < 64]
     n = int(y.shape[0])
-    p = (degree + (1 if intercept else 0)) if kind == "polynomial" else (
-        int(data.shape[1]) + (1 if kind == "affine" and intercept else 0))
+    p = (
+        (degree + (1 if intercept else 0))
+        if kind == "polynomial"
+        else (int(data.shape[1]) + (1 if kind == "affine" and intercept else 0))
+    )
     if p == 0:
         raise ValueError(f"{where}: the design has no columns")
     k = 1 if y.ndim == 1 else int(y.shape[1])
     m = n + (p if has_ridge else 0)
     if method == "qr" and m < p:
-        raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as columns "
-                         f"({m} x {p}); use method='svd' (minimum-norm) or 'auto'")
+        raise ValueError(
+            f"{where}: method='qr' needs a full-rank design with at least as many rows as columns "
+            f"({m} x {p}); use method='svd' (minimum-norm) or 'auto'"
+        )
     ops = _ops_for(mesh, where)
     large = m * p * max(p, k) >= LARGE_PRODUCTS
-    cfg = _Config(kind=kind, degree=degree, intercept=bool(intercept), method=method, has_ridge=has_ridge,
-                  factor="gram" if large else "householder", refined_se=n * p * p <= REFINED_SE_LIMIT, ops=ops)
+    cfg = _Config(
+        kind=kind,
+        degree=degree,
+        intercept=bool(intercept),
+        method=method,
+        has_ridge=has_ridge,
+        factor="gram" if large else "householder",
+        refined_se=n * p * p <= REFINED_SE_LIMIT,
+        ops=ops,
+    )
     if kind == "general":
         names = tuple(f"B{j}" for j in range(p))
     else:
@@ -512,8 +588,16 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
     if traced:
         cdtype = jnp.result_type(float)
         out_dtype = jnp.result_type(*floats) if floats else cdtype
-        return _program(jnp.asarray(data, cdtype), jnp.asarray(y2, cdtype), jnp.asarray(ridge, cdtype), cfg=cfg,
-                        squeeze=y.ndim == 1, check=check, names=names, out_dtype=np.dtype(out_dtype))
+        return _program(
+            jnp.asarray(data, cdtype),
+            jnp.asarray(y2, cdtype),
+            jnp.asarray(ridge, cdtype),
+            cfg=cfg,
+            squeeze=y.ndim == 1,
+            check=check,
+            names=names,
+            out_dtype=np.dtype(out_dtype),
+        )
 
     # ---- eagerly: float64 whatever the configuration, then warnings and errors on the host
     if low:
@@ -521,13 +605,25 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
             f"{where}: inputs have dtype {low[0]}, which carries only ~7 significant digits, so the "
             f"coefficients cannot be more accurate than that (the solver itself computes in float64); "
             f"enable float64 with jax.config.update('jax_enable_x64', True) and pass float64 arrays",
-            PrecisionWarning, stacklevel=3)
+            PrecisionWarning,
+            stacklevel=3,
+        )
     out_dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
     with float64_scope():
+
         def run(cfg_):
-            return jax.device_get(_program(_host64(data), _host64(y2), np.float64(ridge), cfg=cfg_,
-                                           squeeze=y.ndim == 1, check=False, names=names,
-                                           out_dtype=np.dtype(np.float64)))
+            return jax.device_get(
+                _program(
+                    _host64(data),
+                    _host64(y2),
+                    np.float64(ridge),
+                    cfg=cfg_,
+                    squeeze=y.ndim == 1,
+                    check=False,
+                    names=names,
+                    out_dtype=np.dtype(np.float64),
+                )
+            )
 
         res = run(cfg)
         status = Status(int(res.status))
@@ -544,42 +640,76 @@ def _fit(kind: str, data: Any, y: Any, *, degree: int = 0, intercept: bool, meth
     resolved = method if method != "auto" else ("qr" if rank == p else "svd")
     if rank < p:
         if resolved == "qr":
-            warnings.warn(_rank_deficiency_message(where, rank, p, cond, "the QR solution is unreliable"),
-                          RankDeficiencyWarning, stacklevel=3)
-            raise ValueError(f"{where}: method='qr' needs a full-rank design with at least as many rows as "
-                             f"columns ({m} x {p}, rank {rank}); use method='svd' (minimum-norm) or 'auto'")
-        action = {"svd": "returning the minimum-norm (truncated SVD) solution",
-                  "cholesky": "the normal equations are singular", "normal": "the normal equations are singular"}
-        warnings.warn(_rank_deficiency_message(where, rank, p, cond, action[resolved]), RankDeficiencyWarning,
-                      stacklevel=3)
+            warnings.warn(
+                _rank_deficiency_message(where, rank, p, cond, "the QR solution is unreliable"),
+                RankDeficiencyWarning,
+                stacklevel=3,
+            )
+            raise ValueError(
+                f"{where}: method='qr' needs a full-rank design with at least as many rows as "
+                f"columns ({m} x {p}, rank {rank}); use method='svd' (minimum-norm) or 'auto'"
+            )
+        action = {
+            "svd": "returning the minimum-norm (truncated SVD) solution",
+            "cholesky": "the normal equations are singular",
+            "normal": "the normal equations are singular",
+        }
+        warnings.warn(
+            _rank_deficiency_message(where, rank, p, cond, action[resolved]), RankDeficiencyWarning, stacklevel=3
+        )
     if resolved in ("cholesky", "normal"):
-        hint = (f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
-                f"use method='qr' (the default 'auto')")
+        hint = (
+            f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
+            f"use method='qr' (the default 'auto')"
+        )
         if not np.all(np.isfinite(res.coefficients)):
-            raise ValueError(f"{where}: method={method!r} failed (the Gram matrix is numerically singular or not "
-                             f"positive definite): {hint}")
+            raise ValueError(
+                f"{where}: method={method!r} failed (the Gram matrix is numerically singular or not "
+                f"positive definite): {hint}"
+            )
         if rank == p and float(res.expected_digits) < ILL_CONDITIONED_DIGITS:
-            warnings.warn(f"{where}: method={method!r} can give only about {max(float(res.expected_digits), 0):.1f} "
-                          f"correct significant digits here: {hint}", PrecisionWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}: method={method!r} can give only about {max(float(res.expected_digits), 0):.1f} "
+                f"correct significant digits here: {hint}",
+                PrecisionWarning,
+                stacklevel=3,
+            )
     if status is Status.NOT_REFINED:
-        warnings.warn(f"{where}: iterative refinement stopped before reaching working precision "
-                      f"(condition number {cond:.3g}); the coefficients may have fewer correct digits",
-                      PrecisionWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: iterative refinement stopped before reaching working precision "
+            f"(condition number {cond:.3g}); the coefficients may have fewer correct digits",
+            PrecisionWarning,
+            stacklevel=3,
+        )
     if not float(res.dof) > 0:
-        warnings.warn(f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
-                      f"the residual SD and standard errors are undefined (NaN)", RankDeficiencyWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
+            f"the residual SD and standard errors are undefined (NaN)",
+            RankDeficiencyWarning,
+            stacklevel=3,
+        )
     if check and status is not Status.CONVERGED:  # eagerly, check=True raises a plain ValueError
-        raise ValueError(f"{where}: {status.message} (status {status.name}, rank {rank} of {p}, condition number "
-                         f"{cond:.3g}; check=True)")
+        raise ValueError(
+            f"{where}: {status.message} (status {status.name}, rank {rank} of {p}, condition number "
+            f"{cond:.3g}; check=True)"
+        )
     if out_dtype != np.float64:
         res = jax.tree_util.tree_map(lambda a: a.astype(out_dtype) if a.dtype == np.float64 else a, res)
     fields = {f: getattr(res, f) for f in res.__dataclass_fields__}
     fields = {f: (v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v) for f, v in fields.items()}
-    fields.update(method=resolved, dtype=np.dtype(out_dtype), rank=rank, condition_number=cond,
-                  refinement_steps=int(res.refinement_steps), dof=float(res.dof), intercept=bool(res.intercept),
-                  ridge=float(ridge), refinement_converged=bool(res.refinement_converged), status=status,
-                  expected_digits=float(res.expected_digits))
+    fields.update(
+        method=resolved,
+        dtype=np.dtype(out_dtype),
+        rank=rank,
+        condition_number=cond,
+        refinement_steps=int(res.refinement_steps),
+        dof=float(res.dof),
+        intercept=bool(res.intercept),
+        ridge=float(ridge),
+        refinement_converged=bool(res.refinement_converged),
+        status=status,
+        expected_digits=float(res.expected_digits),
+    )
     return LeastSquaresResult(**fields)
 
 
@@ -589,8 +719,9 @@ def _host64(a):
     return np.asarray(a, dtype=np.float64)  # no copy when it is float64 already
 
 
-def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: Any = 0.0, mesh: Any = None,
-                  check: bool = False) -> LeastSquaresResult:
+def least_squares(
+    Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: Any = 0.0, mesh: Any = None, check: bool = False
+) -> LeastSquaresResult:
     """Solve `min ||y - Phi @ beta||² + ridge * ||beta||²` accurately.
 
     **Arguments:**
@@ -616,12 +747,31 @@ def least_squares(Phi: ArrayLike, y: ArrayLike, *, method: str = "auto", ridge: 
     **Raises:** `ValueError`/`TypeError` for wrong shapes, options or dtypes (also at trace time);
     eagerly, `ValueError` for NaN/Inf data (naming the rows) or a failed "qr"/"cholesky"/"normal" solve.
     """
-    return _fit("general", Phi, y, intercept=False, method=method, ridge=ridge, mesh=mesh, check=check,
-                where="least_squares", xname="Phi", x_ndim=(2,))
+    return _fit(
+        "general",
+        Phi,
+        y,
+        intercept=False,
+        method=method,
+        ridge=ridge,
+        mesh=mesh,
+        check=check,
+        where="least_squares",
+        xname="Phi",
+        x_ndim=(2,),
+    )
 
 
-def linear_regression(X: ArrayLike, y: ArrayLike, *, intercept: bool = True, method: str = "auto",
-                      ridge: Any = 0.0, mesh: Any = None, check: bool = False) -> LeastSquaresResult:
+def linear_regression(
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    intercept: bool = True,
+    method: str = "auto",
+    ridge: Any = 0.0,
+    mesh: Any = None,
+    check: bool = False,
+) -> LeastSquaresResult:
     """Fit `y ≈ B0 + B1 x1 + ... + Bd xd` (or without `B0`).
 
     **Arguments:** `X (n, d)` predictors (a 1-D `(n,)` is one predictor); `y (n,)` or `(n, k)`;
@@ -634,12 +784,32 @@ def linear_regression(X: ArrayLike, y: ArrayLike, *, intercept: bool = True, met
     every batch element with its own basis, rank and status.
     """
     check_bool(intercept, "linear_regression", "intercept")
-    return _fit("affine", X, y, intercept=bool(intercept), method=method, ridge=ridge, mesh=mesh, check=check,
-                where="linear_regression", xname="X", x_ndim=(1, 2))
+    return _fit(
+        "affine",
+        X,
+        y,
+        intercept=bool(intercept),
+        method=method,
+        ridge=ridge,
+        mesh=mesh,
+        check=check,
+        where="linear_regression",
+        xname="X",
+        x_ndim=(1, 2),
+    )
 
 
-def polyfit(x: ArrayLike, y: ArrayLike, degree: int, *, intercept: bool = True, method: str = "auto",
-            ridge: Any = 0.0, mesh: Any = None, check: bool = False) -> LeastSquaresResult:
+def polyfit(
+    x: ArrayLike,
+    y: ArrayLike,
+    degree: int,
+    *,
+    intercept: bool = True,
+    method: str = "auto",
+    ridge: Any = 0.0,
+    mesh: Any = None,
+    check: bool = False,
+) -> LeastSquaresResult:
     """Fit the polynomial `y ≈ B0 + B1 x + ... + Bk x^k` (or without `B0`).
 
     **Arguments:** `x (n,)`; `y (n,)` or `(n, k)`; `degree` k >= 0 (>= 1 without intercept) and
@@ -656,7 +826,21 @@ def polyfit(x: ArrayLike, y: ArrayLike, degree: int, *, intercept: bool = True, 
     check_bool(intercept, where, "intercept")
     degree = check_int(degree, where, "degree")
     if degree < (0 if intercept else 1):
-        raise ValueError(f"{where}: degree must be >= {0 if intercept else 1}"
-                         f"{'' if intercept else ' without an intercept'}; got {degree}")
-    return _fit("polynomial", x, y, degree=degree, intercept=bool(intercept), method=method, ridge=ridge, mesh=mesh,
-                check=check, where=where, xname="x", x_ndim=(1,))
+        raise ValueError(
+            f"{where}: degree must be >= {0 if intercept else 1}"
+            f"{'' if intercept else ' without an intercept'}; got {degree}"
+        )
+    return _fit(
+        "polynomial",
+        x,
+        y,
+        degree=degree,
+        intercept=bool(intercept),
+        method=method,
+        ridge=ridge,
+        mesh=mesh,
+        check=check,
+        where=where,
+        xname="x",
+        x_ndim=(1,),
+    )

@@ -2,7 +2,8 @@
 
 `nonlinear_least_squares(residuals, params0, args)` minimises `½‖r(θ)‖²`. It is one JAX program
 (`lax.while_loop`), compiled once per residual function, parameter structure, shapes and options
-(`max_steps` is a traced bound: changing it does not recompile); data go in through `args`, so new data of the same shapes reuse the compiled solver. It runs under
+(`max_steps` is a traced bound: changing it does not recompile); data go in through `args`, so new data of
+the same shapes reuse the compiled solver. It runs under
 `jax.jit` and `jax.vmap` (over starting points and data sets), and the solution is differentiable
 with respect to `args` by the implicit function theorem.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -120,9 +122,15 @@ def nonlinear_least_squares(
             f"least as many residuals as parameters (m >= n) — fix fewer parameters or add observations"
         )
     mode = jacobian if jacobian != "auto" else ("fwd" if n <= m else "rev")
-    opts = _lm.Options(tol=tol, handover_tol=_HANDOVER if tol is None else max(tol, 0.0),
-                       polish=polish and not matrix_free, jac_mode=mode, matrix_free=matrix_free,
-                       num_iterations=num_iterations, has_args=has_args)
+    opts = _lm.Options(
+        tol=tol,
+        handover_tol=_HANDOVER if tol is None else max(tol, 0.0),
+        polish=polish and not matrix_free,
+        jac_mode=mode,
+        matrix_free=matrix_free,
+        num_iterations=num_iterations,
+        has_args=has_args,
+    )
     result = _solve(residuals, opts, params0, args, jnp.asarray(max_steps, jnp.int32))
     leaves = jax.tree_util.tree_leaves((params0, args))
     if throw and all(is_concrete(x) for x in leaves) and not isinstance(result.status, jax.core.Tracer):
@@ -162,8 +170,11 @@ def _checked_output_shape(residuals, params0, args, has_args):
     if len(out.shape) != 1:
         raise ValueError(
             f"{_WHERE}: residuals must return a 1-D array of shape (m,); got shape {tuple(out.shape)}"
-            + (" — flatten it with .ravel() (or jnp.ravel(r, order='F'))" if len(out.shape) > 1 else
-               " — a scalar is a loss, not residuals: return the vector whose squares it sums")
+            + (
+                " — flatten it with .ravel() (or jnp.ravel(r, order='F'))"
+                if len(out.shape) > 1
+                else " — a scalar is a loss, not residuals: return the vector whose squares it sums"
+            )
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise TypeError(f"{_WHERE}: residuals must return floating values; got dtype {np.dtype(out.dtype).name}")
@@ -177,7 +188,8 @@ def _raise_eagerly(result, residuals, params0, args, has_args) -> None:
         bad = np.flatnonzero(~np.isfinite(r0))
         raise ValueError(
             f"{_WHERE}: residuals are not finite at params0: {bad.size} NaN/Inf value(s) at indices "
-            f"{bad[:10].tolist()}" + (" (or the Jacobian is not finite there)" if bad.size == 0 else "")
+            f"{bad[:10].tolist()}"
+            + (" (or the Jacobian is not finite there)" if bad.size == 0 else "")
             + " — start from a point where the model is defined"
         )
     if status is Status.DIVERGED:
@@ -186,7 +198,10 @@ def _raise_eagerly(result, residuals, params0, args, has_args) -> None:
             f"{_WHERE}: diverged at step {step}: the residuals (or their Jacobian) were non-finite at every trial "
             f"point and the trust region shrank to nothing; last finite rss {float(result.rss):.6g} at the returned "
             f"params — check the model's domain or start closer to the solution",
-            step=step, last_finite_loss=0.5 * float(result.rss), last_finite_step=step - 1, params=result.params,
+            step=step,
+            last_finite_loss=0.5 * float(result.rss),
+            last_finite_step=step - 1,
+            params=result.params,
         )
 
 
@@ -226,11 +241,23 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
     if opts.matrix_free:
         g = jax.vjp(lambda t: fun(t, args), theta)[1](r)[0]
         return NonlinearLeastSquaresResult(
-            params=unravel(theta), residuals=r, rss=rss, residual_sd=residual_sd, standard_errors=None,
-            covariance=None, jacobian=None, rank=jnp.asarray(-1, jnp.int32),
-            condition_number=jnp.full((), jnp.nan, r.dtype), grad_norm=jnp.sqrt(jnp.sum(g * g)),
-            steps=final.step, polish_steps=polish_steps, status=final.status, converged=converged, dof=dof,
-            method="levenberg-marquardt (matrix-free, CG)")
+            params=unravel(theta),
+            residuals=r,
+            rss=rss,
+            residual_sd=residual_sd,
+            standard_errors=None,
+            covariance=None,
+            jacobian=None,
+            rank=jnp.asarray(-1, jnp.int32),
+            condition_number=jnp.full((), jnp.nan, r.dtype),
+            grad_norm=jnp.sqrt(jnp.sum(g * g)),
+            steps=final.step,
+            polish_steps=polish_steps,
+            status=final.status,
+            converged=converged,
+            dof=dof,
+            method="levenberg-marquardt (matrix-free, CG)",
+        )
     J = jacobian_of(fun, theta, args, opts.jac_mode)
     c = _lm.pow2_scale(jnp.sqrt(jnp.sum(J * J, axis=0)))
     _, R = jnp.linalg.qr(J / c)
@@ -241,14 +268,27 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
     cond = jnp.where(rank == n, s[0] / s[-1], jnp.inf)
     inv_s2 = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0) ** 2, 0.0)
     cov_scaled = (Vt.T * inv_s2) @ Vt
-    cov = (residual_sd ** 2) * cov_scaled / (c[:, None] * c[None, :])
+    cov = (residual_sd**2) * cov_scaled / (c[:, None] * c[None, :])
     cov = jnp.where(rank == n, cov, jnp.nan)
     se = jnp.sqrt(jnp.diagonal(cov))
     g = r @ J
     return NonlinearLeastSquaresResult(
-        params=unravel(theta), residuals=r, rss=rss, residual_sd=residual_sd, standard_errors=unravel(se),
-        covariance=cov, jacobian=J, rank=rank, condition_number=cond, grad_norm=jnp.sqrt(jnp.sum(g * g)),
-        steps=final.step, polish_steps=polish_steps, status=final.status, converged=converged, dof=dof)
+        params=unravel(theta),
+        residuals=r,
+        rss=rss,
+        residual_sd=residual_sd,
+        standard_errors=unravel(se),
+        covariance=cov,
+        jacobian=J,
+        rank=rank,
+        condition_number=cond,
+        grad_norm=jnp.sqrt(jnp.sum(g * g)),
+        steps=final.step,
+        polish_steps=polish_steps,
+        status=final.status,
+        converged=converged,
+        dof=dof,
+    )
 
 
 def jacobian_of(fun, theta, args, mode):

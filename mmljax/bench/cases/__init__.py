@@ -13,12 +13,19 @@ from .mlp import MLP_GAUSS_NEWTON, MLP_GRADIENT, MLP_HESSIAN, MLP_JACOBIAN
 from .nonlinear import NLS_STRD
 
 CASES: tuple[Case, ...] = (
-    LS_GRADIENT, LS_HESSIAN, LS_HVP,
-    MLP_GRADIENT, MLP_JACOBIAN, MLP_GAUSS_NEWTON, MLP_HESSIAN,
-    VEC_KRON, MATRIX_GRAD,
+    LS_GRADIENT,
+    LS_HESSIAN,
+    LS_HVP,
+    MLP_GRADIENT,
+    MLP_JACOBIAN,
+    MLP_GAUSS_NEWTON,
+    MLP_HESSIAN,
+    VEC_KRON,
+    MATRIX_GRAD,
     LS_FIT,
     NLS_STRD,
-    LS_BOOTSTRAP, LS_EAGER,
+    LS_BOOTSTRAP,
+    LS_EAGER,
 )
 
 
@@ -28,8 +35,9 @@ def select(patterns: list[str] | None) -> list[Case]:
         return list(CASES)
     chosen = []
     for pat in patterns:
-        hits = [c for c in CASES
-                if pat == str(c.number) or pat == c.name or pat in c.name or fnmatch.fnmatch(c.name, pat)]
+        hits = [
+            c for c in CASES if pat == str(c.number) or pat == c.name or pat in c.name or fnmatch.fnmatch(c.name, pat)
+        ]
         if not hits:
             names = ", ".join(f"{c.name} ({c.number})" for c in CASES)
             raise ValueError(f"--case {pat!r} matches no benchmark case; choose from: {names}")

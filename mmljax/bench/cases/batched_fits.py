@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +77,7 @@ def _bootstrap_points(settings: Settings) -> Iterator[Point]:
             Variant(LSTSQ_BOOT, lstsq_vmap, "peer"),
         ]
         if sm is not None:
+
             def sm_loop(X, y, rows):
                 A = _with_intercept(X)
                 return np.stack([sm.OLS(y[r], A[r]).fit().params for r in rows])
@@ -84,9 +85,14 @@ def _bootstrap_points(settings: Settings) -> Iterator[Point]:
             variants.append(Variant(SM_BOOT, sm_loop, "peer", jit=False, args=(hX, hy, hrows)))
         else:
             variants.append(Variant(SM_BOOT, lambda *a: None, "peer", jit=False, skip=sm_why))
-        yield Point(sizes={"B": B, "n": N_ROWS, "d": N_PRED}, args=(X, y, rows), variants=variants,
-                    label=f"B={B} resamples of {N_ROWS}x{N_PRED}", rtol=1e-9,
-                    note=f"times are per call of {B} fits; mmljax also returns standard errors, rank and status per fit")
+        yield Point(
+            sizes={"B": B, "n": N_ROWS, "d": N_PRED},
+            args=(X, y, rows),
+            variants=variants,
+            label=f"B={B} resamples of {N_ROWS}x{N_PRED}",
+            rtol=1e-9,
+            note=f"times are per call of {B} fits; mmljax also returns standard errors, rank and status per fit",
+        )
 
 
 def _eager_points(settings: Settings) -> Iterator[Point]:
@@ -107,17 +113,24 @@ def _eager_points(settings: Settings) -> Iterator[Point]:
     else:
         variants.append(Variant(SM_EAGER, lambda *a: None, "peer", jit=False, skip=sm_why))
     # numpy's lstsq on Longley's raw design (condition number ~5e9) keeps about 7 digits
-    yield Point(sizes={"n": X.shape[0], "d": X.shape[1]}, args=(X, y), variants=variants,
-                label=f"Longley {X.shape[0]}x{X.shape[1]}", rtol=1e-6,
-                note="one eager call each; mmljax's includes validation and every statistic")
+    yield Point(
+        sizes={"n": X.shape[0], "d": X.shape[1]},
+        args=(X, y),
+        variants=variants,
+        label=f"Longley {X.shape[0]}x{X.shape[1]}",
+        rtol=1e-6,
+        note="one eager call each; mmljax's includes validation and every statistic",
+    )
 
 
 LS_BOOTSTRAP = Case(
     name="ls-bootstrap",
     number=8,
     title="Bootstrap refits in one jax.vmap",
-    description=("B bootstrap refits of a 120 x 5 regression: jax.vmap(mmljax linear_regression) vs "
-                 "jax.vmap(jnp.linalg.lstsq) vs a Python loop of statsmodels OLS, checked against numpy's lstsq."),
+    description=(
+        "B bootstrap refits of a 120 x 5 regression: jax.vmap(mmljax linear_regression) vs "
+        "jax.vmap(jnp.linalg.lstsq) vs a Python loop of statsmodels OLS, checked against numpy's lstsq."
+    ),
     points=_bootstrap_points,
     x_key="B",
     series_keys=(),
@@ -127,8 +140,10 @@ LS_EAGER = Case(
     name="ls-eager",
     number=9,
     title="One eager fit of a small design",
-    description=("An eager linear_regression on Longley (16 x 6) vs statsmodels OLS(...).fit() vs numpy.linalg.lstsq, "
-                 "checked against the certified coefficients."),
+    description=(
+        "An eager linear_regression on Longley (16 x 6) vs statsmodels OLS(...).fit() vs numpy.linalg.lstsq, "
+        "checked against the certified coefficients."
+    ),
     points=_eager_points,
     x_key="n",
     series_keys=(),

@@ -10,7 +10,7 @@ accurate on ill-conditioned designs (NIST StRD), which these timings do not rewa
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +44,9 @@ def _points(settings: Settings) -> Iterator[Point]:
     least_squares = _solvers()
     from ...solvers import METHODS
 
-    pairs = settings.pick([(N, D) for N in (10**4, 10**5, 10**6) for D in (10, 100)],
-                          [(10**3, 10), (10**4, 10)], [(50, 3), (200, 3)])
+    pairs = settings.pick(
+        [(N, D) for N in (10**4, 10**5, 10**6) for D in (10, 100)], [(10**3, 10), (10**4, 10)], [(50, 3), (200, 3)]
+    )
     # "auto" is the default (QR for a full-rank design); the quick sweep adds only the fastest.
     methods = settings.pick([m for m in METHODS if m != "auto"], ["cholesky"], ["svd", "cholesky"])
     sk, sk_why = sklearn_or_reason()
@@ -66,21 +67,34 @@ def _points(settings: Settings) -> Iterator[Point]:
             Variant(JNP_LSTSQ, lambda P, y: jnp.linalg.lstsq(P, y)[0], "peer", args=(Phi, y)),
         ]
         if sk is not None:
-            variants.append(Variant(SKLEARN, _quiet(lambda P, y: sk.LinearRegression(fit_intercept=False).fit(P, y).coef_),
-                                    "peer", jit=False))
+            variants.append(
+                Variant(
+                    SKLEARN,
+                    _quiet(lambda P, y: sk.LinearRegression(fit_intercept=False).fit(P, y).coef_),
+                    "peer",
+                    jit=False,
+                )
+            )
         else:
             variants.append(Variant(SKLEARN, lambda P, y: None, "peer", jit=False, skip=sk_why))
-        yield Point(sizes={"N": N, "D": D}, args=(hPhi, hy), variants=variants, label=f"N={N:.0e} D={D}",
-                    note="mmljax's solvers also compute statistics and refine in extended precision")
+        yield Point(
+            sizes={"N": N, "D": D},
+            args=(hPhi, hy),
+            variants=variants,
+            label=f"N={N:.0e} D={D}",
+            note="mmljax's solvers also compute statistics and refine in extended precision",
+        )
 
 
 LS_FIT = Case(
     name="ls-fit",
     number=6,
     title="Closed-form least-squares fits",
-    description=("mmljax.solvers.least_squares (each method) vs numpy.linalg.lstsq vs jnp.linalg.lstsq vs "
-                 "scikit-learn LinearRegression, checked against the normal equations; the relative error in the "
-                 "'check' column is the coefficient difference."),
+    description=(
+        "mmljax.solvers.least_squares (each method) vs numpy.linalg.lstsq vs jnp.linalg.lstsq vs "
+        "scikit-learn LinearRegression, checked against the normal equations; the relative error in the "
+        "'check' column is the coefficient difference."
+    ),
     points=_points,
     x_key="N",
     series_keys=("D",),

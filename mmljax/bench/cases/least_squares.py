@@ -7,7 +7,7 @@ buffers (zero-copy on CPU).
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -78,8 +78,9 @@ def _torch_variants(settings: Settings, build) -> list[Variant]:
 
 
 def _gradient_points(settings: Settings) -> Iterator[Point]:
-    pairs = _grid(settings, (10**3, 10**4, 10**5, 10**6), (10, 100, 500), [(10**4, 100), (10**6, 100)],
-                  [(1000, 8), (4001, 8)])
+    pairs = _grid(
+        settings, (10**3, 10**4, 10**5, 10**6), (10, 100, 500), [(10**4, 100), (10**6, 100)], [(1000, 8), (4001, 8)]
+    )
     for N, D in pairs:
         Phi, y, theta = _data(settings, N, D)
         nbytes = N * D * itemsize(settings.dtype)
@@ -97,15 +98,32 @@ def _gradient_points(settings: Settings) -> Iterator[Point]:
             Variant(JAX_GRAD, lambda P, y, t: jax.grad(_loss)(t, P, y), "autodiff", bytes=2 * nbytes),
             Variant(MJ_GRAD, lambda P, y, t: mjd.gradient(_loss)(t, P, y), "mmljax", bytes=2 * nbytes),
             Variant(KERNEL_GRAD, lambda P, y, t: kernels.least_squares_gradient(P, y, t), "kernel", bytes=nbytes),
-            Variant(NUMPY_GRAD, lambda P, y, t: -(P.T @ (y - P @ t)), "peer", jit=False, args=(hPhi, hy, htheta),
-                    bytes=2 * nbytes),
+            Variant(
+                NUMPY_GRAD,
+                lambda P, y, t: -(P.T @ (y - P @ t)),
+                "peer",
+                jit=False,
+                args=(hPhi, hy, htheta),
+                bytes=2 * nbytes,
+            ),
             *_torch_variants(settings, torch_build),
-            Variant(READ_ONCE, lambda P, y, t: P @ t, "bound", check=False, bytes=nbytes,
-                    note="not a gradient: the time of one streaming read of Φ, the floor for any gradient"),
+            Variant(
+                READ_ONCE,
+                lambda P, y, t: P @ t,
+                "bound",
+                check=False,
+                bytes=nbytes,
+                note="not a gradient: the time of one streaming read of Φ, the floor for any gradient",
+            ),
         ]
         yield Point(
-            sizes={"N": N, "D": D}, args=(Phi, y, theta), variants=variants, flops=4.0 * N * D, bytes=2.0 * nbytes,
-            bound="memory" if nbytes >= _MEMORY_BOUND_BYTES else None, label=f"N={N:.0e} D={D}",
+            sizes={"N": N, "D": D},
+            args=(Phi, y, theta),
+            variants=variants,
+            flops=4.0 * N * D,
+            bytes=2.0 * nbytes,
+            bound="memory" if nbytes >= _MEMORY_BOUND_BYTES else None,
+            label=f"N={N:.0e} D={D}",
         )
 
 
@@ -133,11 +151,12 @@ def _residual(theta, phi, y):
 
 
 def _hessian_points(settings: Settings) -> Iterator[Point]:
-    pairs = _grid(settings, (10**3, 10**4, 10**5), (10, 100, 500), [(10**4, 100), (10**4, 500)],
-                  [(200, 12), (200, 170)])
+    pairs = _grid(
+        settings, (10**3, 10**4, 10**5), (10, 100, 500), [(10**4, 100), (10**4, 500)], [(200, 12), (200, 170)]
+    )
     for N, D in pairs:
         Phi, y, theta = _data(settings, N, D)
-        hPhi, = host(Phi)
+        (hPhi,) = host(Phi)
         full = 2.0 * N * D * D
 
         def torch_build(torch, hPhi=hPhi, y=y, theta=theta):
@@ -152,15 +171,23 @@ def _hessian_points(settings: Settings) -> Iterator[Point]:
             Variant(JAX_HESS, lambda P, y, t: jax.hessian(_loss)(t, P, y), "autodiff"),
             Variant(JACREV2, lambda P, y, t: jax.jacrev(jax.jacrev(_loss))(t, P, y), "autodiff"),
             Variant(MJ_HESS, lambda P, y, t: mjd.hessian(_loss)(t, P, y), "mmljax"),
-            Variant(GN_PATH, lambda P, y, t: kernels.gauss_newton_matrix(_residual, t, P, y), "kernel",
-                    flops=kernels._flops_gram(N, D)),
+            Variant(
+                GN_PATH,
+                lambda P, y, t: kernels.gauss_newton_matrix(_residual, t, P, y),
+                "kernel",
+                flops=kernels._flops_gram(N, D),
+            ),
             Variant(GRAM, lambda P, y, t: kernels.gram(P), "kernel", flops=kernels._flops_gram(N, D)),
             Variant(NUMPY_GRAM, lambda P: P.T @ P, "peer", jit=False, args=(hPhi,), flops=1.0 * N * D * (D + 1)),
             *_torch_variants(settings, torch_build),
         ]
         yield Point(
-            sizes={"N": N, "D": D}, args=(Phi, y, theta), variants=variants, flops=full,
-            bound="compute" if D >= 100 else None, label=f"N={N:.0e} D={D}",
+            sizes={"N": N, "D": D},
+            args=(Phi, y, theta),
+            variants=variants,
+            flops=full,
+            bound="compute" if D >= 100 else None,
+            label=f"N={N:.0e} D={D}",
             note="flops: 2ND² for the full product; numpy's syrk and gram do about half (counted as executed)",
         )
 
@@ -185,8 +212,7 @@ LS_HESSIAN = Case(
 
 
 def _hvp_points(settings: Settings) -> Iterator[Point]:
-    pairs = _grid(settings, (10**3, 10**4, 10**5, 10**6), (10, 100, 500), [(10**5, 100)],
-                  [(1000, 8), (4001, 8)])
+    pairs = _grid(settings, (10**3, 10**4, 10**5, 10**6), (10, 100, 500), [(10**5, 100)], [(1000, 8), (4001, 8)])
     for N, D in pairs:
         Phi, y, theta = _data(settings, N, D)
         v = normal(settings.seed, (D,), settings.dtype, stream=5)
@@ -203,16 +229,25 @@ def _hvp_points(settings: Settings) -> Iterator[Point]:
         variants = [
             Variant(HAND_HVP, lambda P, y, t, v: (P @ v) @ P, "hand", bytes=2 * nbytes),
             Variant(NAIVE_HVP, lambda P, y, t, v: P.T @ (P @ v), "alt", bytes=2 * nbytes),
-            Variant(JVP_GRAD, lambda P, y, t, v: jax.jvp(lambda s: jax.grad(_loss)(s, P, y), (t,), (v,))[1],
-                    "autodiff", bytes=2 * nbytes),
+            Variant(
+                JVP_GRAD,
+                lambda P, y, t, v: jax.jvp(lambda s: jax.grad(_loss)(s, P, y), (t,), (v,))[1],
+                "autodiff",
+                bytes=2 * nbytes,
+            ),
             Variant(MJ_HVP, lambda P, y, t, v: mjd.hvp(_loss, t, v, P, y), "mmljax", bytes=2 * nbytes),
             Variant(KERNEL_HVP, lambda P, y, t, v: kernels.least_squares_hvp(P, v), "kernel", bytes=nbytes),
             Variant(NUMPY_HVP, lambda P, v: P.T @ (P @ v), "peer", jit=False, args=(hPhi, hv), bytes=2 * nbytes),
             *_torch_variants(settings, torch_build),
         ]
         yield Point(
-            sizes={"N": N, "D": D}, args=(Phi, y, theta, v), variants=variants, flops=4.0 * N * D,
-            bytes=2.0 * nbytes, bound="memory" if nbytes >= _MEMORY_BOUND_BYTES else None, label=f"N={N:.0e} D={D}",
+            sizes={"N": N, "D": D},
+            args=(Phi, y, theta, v),
+            variants=variants,
+            flops=4.0 * N * D,
+            bytes=2.0 * nbytes,
+            bound="memory" if nbytes >= _MEMORY_BOUND_BYTES else None,
+            label=f"N={N:.0e} D={D}",
         )
 
 

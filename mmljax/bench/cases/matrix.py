@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,9 @@ def _kron_points(settings: Settings) -> Iterator[Point]:
 
         out_bytes = n**4 * itemsize(settings.dtype)
         yield Point(
-            sizes={"n": n}, args=(A, X, B), label=f"n={n}",
+            sizes={"n": n},
+            args=(A, X, B),
+            label=f"n={n}",
             variants=[
                 Variant(HAND_KRON, lambda A, X, B: jnp.kron(B.T, A), "hand"),
                 Variant(JM_FWD, jm("fwd"), "mmljax"),
@@ -47,7 +49,7 @@ def _kron_points(settings: Settings) -> Iterator[Point]:
                 Variant(NUMPY_KRON, lambda A, B: np.kron(B.T, A), "peer", jit=False, args=(hA, hB)),
             ],
             note=f"output n² × n² = {out_bytes / 2**20:.1f} MiB; forward and reverse both cost n² passes "
-                 "(square X), so 'auto' may take either",
+            "(square X), so 'auto' may take either",
         )
 
 
@@ -73,7 +75,9 @@ def _grad_points(settings: Settings) -> Iterator[Point]:
         y = normal(settings.seed, (n,), settings.dtype, stream=22)
         hA, hx, hy = host(A, x, y)
         yield Point(
-            sizes={"n": n}, args=(A, x, y), label=f"n={n}",
+            sizes={"n": n},
+            args=(A, x, y),
+            label=f"n={n}",
             variants=[
                 Variant(HAND_GRAD, lambda A, x, y: jnp.outer(2 * (A @ x - y), x), "hand"),
                 Variant(JAX_GRAD, lambda A, x, y: jax.grad(_sq)(A, x, y), "autodiff"),

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -105,16 +105,31 @@ def _gradient_points(settings: Settings) -> Iterator[Point]:
                 Variant(MJ_GRAD, lambda p, X, y, loss=loss: mjd.gradient(loss)(p, X, y), "mmljax"),
             ]
             if torch is not None:
-                tp, tX, ty = _torch_params(torch, params), torch_tensor(torch, np.asarray(X)), torch_tensor(torch, np.asarray(y))
+                tp, tX, ty = (
+                    _torch_params(torch, params),
+                    torch_tensor(torch, np.asarray(X)),
+                    torch_tensor(torch, np.asarray(y)),
+                )
                 g = torch.func.grad(lambda ps: 0.5 * torch.sum((ty - _torch_apply(torch, ps, tX)) ** 2))
-                variants.append(Variant(TORCH_GRAD, lambda g=g, tp=tp: torch_sync(torch, g(tp)), "peer", jit=False,
-                                        args=(), to_numpy=lambda out: list(torch_to_numpy(out))))
+                variants.append(
+                    Variant(
+                        TORCH_GRAD,
+                        lambda g=g, tp=tp: torch_sync(torch, g(tp)),
+                        "peer",
+                        jit=False,
+                        args=(),
+                        to_numpy=lambda out: list(torch_to_numpy(out)),
+                    )
+                )
             elif settings.peers:
                 variants.append(Variant(TORCH_GRAD, lambda: None, "peer", jit=False, skip=why))
             yield Point(
-                sizes={"batch": n, "width": sizes[1], "depth": len(sizes) - 1}, args=(params, X, y),
-                variants=variants, flops=_gradient_flops(sizes, n),
-                bound="compute" if sizes[1] >= 256 else None, label=f"{_arch(sizes)} batch {n}",
+                sizes={"batch": n, "width": sizes[1], "depth": len(sizes) - 1},
+                args=(params, X, y),
+                variants=variants,
+                flops=_gradient_flops(sizes, n),
+                bound="compute" if sizes[1] >= 256 else None,
+                label=f"{_arch(sizes)} batch {n}",
                 note="flops: forward + weight gradients + input gradients of layers ≥ 2 (matrix products only)",
             )
 
@@ -123,8 +138,10 @@ MLP_GRADIENT = Case(
     name="mlp-gradient",
     number=3,
     title="MLP loss gradient (tanh), hand backprop vs autodiff",
-    description=("Hand backpropagation (mlp.hand_gradient) vs jax.grad vs mmljax.gradient (and torch.func.grad "
-                 "with --peers). Compute-bound for width ≥ 256: % of the measured matmul peak."),
+    description=(
+        "Hand backpropagation (mlp.hand_gradient) vs jax.grad vs mmljax.gradient (and torch.func.grad "
+        "with --peers). Compute-bound for width ≥ 256: % of the measured matmul peak."
+    ),
     points=_gradient_points,
     x_key="batch",
     series_keys=("width", "depth"),
@@ -175,12 +192,23 @@ def _jacobian_points(settings: Settings) -> Iterator[Point]:
             tp, tX = _torch_params(torch, params), torch_tensor(torch, np.asarray(X))
             one = lambda ps, x: _torch_apply(torch, ps, x[None])[0]  # noqa: E731
             pe = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0))
-            variants.append(Variant(TORCH_JAC, lambda pe=pe, tp=tp, tX=tX: torch_sync(torch, pe(tp, tX)), "peer",
-                                    jit=False, args=(), to_numpy=_torch_jacobian_to_flat))
+            variants.append(
+                Variant(
+                    TORCH_JAC,
+                    lambda pe=pe, tp=tp, tX=tX: torch_sync(torch, pe(tp, tX)),
+                    "peer",
+                    jit=False,
+                    args=(),
+                    to_numpy=_torch_jacobian_to_flat,
+                )
+            )
         elif settings.peers:
             variants.append(Variant(TORCH_JAC, lambda: None, "peer", jit=False, skip=why))
         yield Point(
-            sizes={"n": n, "P": P}, args=(params, X, flat), variants=variants, label=f"{_arch(sizes)} n={n} P={P}",
+            sizes={"n": n, "P": P},
+            args=(params, X, flat),
+            variants=variants,
+            label=f"{_arch(sizes)} n={n} P={P}",
             note=f"J is n × P = {n} × {P}; jacrev/jacfwd of the batched function carry n × n × P intermediates",
         )
 
@@ -189,9 +217,11 @@ MLP_JACOBIAN = Case(
     name="mlp-jacobian",
     number=4,
     title="Per-example Jacobian of an MLP w.r.t. all parameters",
-    description=("Hand per-example Jacobian vs vmap(grad) vs jacrev/jacfwd of the batched function vs "
-                 "mmljax.jacobian(mode='auto') vs mmljax.per_example_jacobian. Variants whose compiled temporaries "
-                 "exceed the memory limit are skipped before they run (memory_analysis)."),
+    description=(
+        "Hand per-example Jacobian vs vmap(grad) vs jacrev/jacfwd of the batched function vs "
+        "mmljax.jacobian(mode='auto') vs mmljax.per_example_jacobian. Variants whose compiled temporaries "
+        "exceed the memory limit are skipped before they run (memory_analysis)."
+    ),
     points=_jacobian_points,
     x_key="P",
 )
@@ -208,16 +238,24 @@ def _gn_points(settings: Settings) -> Iterator[Point]:
             return J.T @ J
 
         yield Point(
-            sizes={"n": n, "P": P}, args=(params, X, flat), label=f"{_arch(sizes)} n={n} P={P}",
+            sizes={"n": n, "P": P},
+            args=(params, X, flat),
+            label=f"{_arch(sizes)} n={n} P={P}",
             variants=[
                 Variant(HAND_GN, lambda p, X, th, mlp=mlp: mlp.hand_gauss_newton(p, X), "hand"),
                 Variant(JACREV_GN, lambda p, X, th, f=f_batch: gram_full(jax.jacrev(f)(th, X)), "autodiff"),
-                Variant(VMAP_GN, lambda p, X, th, f=f_one: gram_full(jax.vmap(jax.grad(f), (None, 0))(th, X)),
-                        "autodiff"),
-                Variant(MJ_GN, lambda p, X, th, f=f_one: kernels.gauss_newton_matrix(f, th, X), "kernel",
-                        flops=kernels._flops_gram(n, P)),
+                Variant(
+                    VMAP_GN, lambda p, X, th, f=f_one: gram_full(jax.vmap(jax.grad(f), (None, 0))(th, X)), "autodiff"
+                ),
+                Variant(
+                    MJ_GN,
+                    lambda p, X, th, f=f_one: kernels.gauss_newton_matrix(f, th, X),
+                    "kernel",
+                    flops=kernels._flops_gram(n, P),
+                ),
             ],
-            flops=2.0 * n * P * P, bound="compute",
+            flops=2.0 * n * P * P,
+            bound="compute",
             note="flops: 2nP² for JᵀJ (the Jacobian itself is cheap); gram computes one triangle",
         )
 
@@ -226,8 +264,10 @@ MLP_GAUSS_NEWTON = Case(
     name="mlp-gauss-newton",
     number=4,
     title="Gauss-Newton matrix JᵀJ of an MLP",
-    description=("Hand JᵀJ (hand Jacobian, full product) vs autodiff Jacobians then J.T @ J vs "
-                 "mmljax.gauss_newton_matrix (vmap Jacobian, one-triangle gram)."),
+    description=(
+        "Hand JᵀJ (hand Jacobian, full product) vs autodiff Jacobians then J.T @ J vs "
+        "mmljax.gauss_newton_matrix (vmap Jacobian, one-triangle gram)."
+    ),
     points=_gn_points,
     x_key="P",
 )
@@ -247,10 +287,16 @@ def _hessian_points(settings: Settings) -> Iterator[Point]:
         return ravel_vec(mlp.hand_gradient(unravel(theta), X, y))[0]
 
     yield Point(
-        sizes={"n": n, "P": P}, args=(flat, X, y), label=f"{_arch(sizes)} n={n} P={P}",
+        sizes={"n": n, "P": P},
+        args=(flat, X, y),
+        label=f"{_arch(sizes)} n={n} P={P}",
         variants=[
-            Variant(HESS_REF, lambda th, X, y: jax.jacfwd(hand_grad_flat)(th, X, y), "hand",
-                    note="no hand-written MLP Hessian exists: the reference is forward mode over the hand backprop"),
+            Variant(
+                HESS_REF,
+                lambda th, X, y: jax.jacfwd(hand_grad_flat)(th, X, y),
+                "hand",
+                note="no hand-written MLP Hessian exists: the reference is forward mode over the hand backprop",
+            ),
             Variant(JAX_HESS, lambda th, X, y: jax.hessian(loss)(th, X, y), "autodiff"),
             Variant(JACREV2, lambda th, X, y: jax.jacrev(jax.jacrev(loss))(th, X, y), "autodiff"),
             Variant(MJ_HESS, lambda th, X, y: mjd.hessian_matrix(loss)(th, X, y), "mmljax"),
@@ -262,8 +308,10 @@ MLP_HESSIAN = Case(
     name="mlp-hessian",
     number=4,
     title="Full Hessian of a small MLP's loss",
-    description=("jax.hessian vs jacrev(jacrev) vs mmljax.hessian_matrix, checked against forward mode over the "
-                 "hand backprop (there is no hand-written MLP Hessian)."),
+    description=(
+        "jax.hessian vs jacrev(jacrev) vs mmljax.hessian_matrix, checked against forward mode over the "
+        "hand backprop (there is no hand-written MLP Hessian)."
+    ),
     points=_hessian_points,
     x_key="P",
 )

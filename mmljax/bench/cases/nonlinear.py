@@ -11,7 +11,7 @@ includes compiling one program per problem. `mmljax fit --nonlinear --compare` p
 from __future__ import annotations
 
 import importlib.util
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -58,16 +58,29 @@ def _scipy(problems):
     fns = []
     for p in problems:
         d = (jnp.asarray(p.x), jnp.asarray(p.y))
-        fns.append((p, jax.jit(lambda b, d, p=p: p.residuals(b, d)),
-                    jax.jit(jax.jacfwd(lambda b, d, p=p: p.residuals(b, d))), d))
+        fns.append(
+            (
+                p,
+                jax.jit(lambda b, d, p=p: p.residuals(b, d)),
+                jax.jit(jax.jacfwd(lambda b, d, p=p: p.residuals(b, d))),
+                d,
+            )
+        )
 
     def run():
         out = []
         for p, res, jac, d in fns:
             for s in p.starts:
-                sol = least_squares(lambda b, res=res, d=d: np.asarray(res(b, d)), np.asarray(s, float),
-                                    jac=lambda b, jac=jac, d=d: np.asarray(jac(b, d)), method="trf",
-                                    ftol=PEER_TOL, xtol=PEER_TOL, gtol=PEER_TOL, max_nfev=10000)
+                sol = least_squares(
+                    lambda b, res=res, d=d: np.asarray(res(b, d)),
+                    np.asarray(s, float),
+                    jac=lambda b, jac=jac, d=d: np.asarray(jac(b, d)),
+                    method="trf",
+                    ftol=PEER_TOL,
+                    xtol=PEER_TOL,
+                    gtol=PEER_TOL,
+                    max_nfev=10000,
+                )
                 out.append(sol.x)
         return np.concatenate(out)
 
@@ -83,8 +96,9 @@ def _optimistix(problems):
     fns = []
     for p in problems:
         d = (jnp.asarray(p.x), jnp.asarray(p.y))
-        solve = jax.jit(lambda s, d, p=p: optx.least_squares(p.residuals, solver, s, args=d, max_steps=10000,
-                                                              throw=False).value)
+        solve = jax.jit(
+            lambda s, d, p=p: optx.least_squares(p.residuals, solver, s, args=d, max_steps=10000, throw=False).value
+        )
         fns.append((p, solve, d))
 
     def run():
@@ -112,17 +126,25 @@ def _points(settings: Settings) -> Iterator[Point]:
     else:
         variants.append(Variant(OPTX, lambda: None, "peer", jit=False, skip="optimistix is not installed"))
     runs = 2 * len(problems)
-    yield Point(sizes={"runs": runs}, args=(), variants=variants, rtol=1e-4, label=f"{runs} runs",
-                note="time: all runs, warm; warm-up: first call, compiling one program per problem")
+    yield Point(
+        sizes={"runs": runs},
+        args=(),
+        variants=variants,
+        rtol=1e-4,
+        label=f"{runs} runs",
+        note="time: all runs, warm; warm-up: first call, compiling one program per problem",
+    )
 
 
 NLS_STRD = Case(
     name="nls-strd",
     number=7,
     title="Nonlinear least squares on NIST StRD (both starts of the shipped problems)",
-    description=("mmljax.solvers.nonlinear_least_squares vs scipy least_squares (trf, same JAX Jacobian) vs "
-                 "optimistix LevenbergMarquardt, tolerances 1e-15, checked against the certified parameters "
-                 "(rtol 1e-4); the warm-up column is the first call, compiling one program per problem."),
+    description=(
+        "mmljax.solvers.nonlinear_least_squares vs scipy least_squares (trf, same JAX Jacobian) vs "
+        "optimistix LevenbergMarquardt, tolerances 1e-15, checked against the certified parameters "
+        "(rtol 1e-4); the warm-up column is the first call, compiling one program per problem."
+    ),
     points=_points,
     x_key="runs",
 )
