@@ -39,10 +39,6 @@ class DD(NamedTuple):
     def shape(self) -> tuple[int, ...]:
         return tuple(self.hi.shape)
 
-    def value(self) -> Array:
-        """Rounded to the working precision (`hi`, since the pair is normalised)."""
-        return self.hi
-
 
 def xp_of(*arrays: Any):
     """`jax.numpy` if any argument is a jax array (or tracer), else `numpy`."""

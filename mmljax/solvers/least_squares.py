@@ -731,7 +731,9 @@ def least_squares(
     - `y`: targets `(n,)`, or `(n, k)` for `k` right-hand sides at once.
     - `method`: "auto" (default: "qr", or "svd" with a `RankDeficiencyWarning` when the design is
       numerically rank deficient), "qr" (power-of-two column equilibration, Householder QR, then
-      Björck refinement in double-double), "svd" (truncated-SVD minimum-norm solution), "cholesky"
+      Björck refinement in double-double), "svd" (truncated-SVD solution: minimum-norm in the
+      equilibrated basis, whose columns are scaled by powers of two — and, for `polyfit` and
+      `linear_regression`, centred — so it differs from `pinv(Phi) @ y` when columns differ in scale), "cholesky"
       (normal equations `PhiᵀPhi beta = Phiᵀy` by Cholesky: the lectures' derivation; squares the
       condition number) or "normal" (the same equations by a general solve).
     - `ridge`: penalty weight `>= 0` on every coefficient (may be traced: `jax.grad` with respect to it works).

@@ -26,7 +26,7 @@ SKLEARN = "sklearn LinearRegression"
 
 
 def _solvers():
-    from ...solvers import least_squares  # the solvers issue; ImportError makes the case "unavailable"
+    from ...solvers import least_squares
 
     return least_squares
 
