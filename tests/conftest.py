@@ -8,6 +8,7 @@ validation speaks first (see `_own_validation_first`). Set `MMLJAX_TYPECHECK=0` 
 the checks off (e.g. to see a failure without the type checker in the traceback).
 """
 
+import gc
 import os
 
 import jax
@@ -101,3 +102,12 @@ settings.load_profile("mmljax")
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module: a worker that runs hundreds of modules would
+    otherwise keep every executable it ever compiled (XLA:CPU's JIT code memory grows with them)."""
+    yield
+    jax.clear_caches()
+    gc.collect()
