@@ -6,10 +6,17 @@ call into them during the tests checks its arguments and return value against th
 (dtype, rank, and shape names consistent across the arguments of one call); a function's own argument
 validation speaks first (see `_own_validation_first`). Set `MMLJAX_TYPECHECK=0` to turn
 the checks off (e.g. to see a failure without the type checker in the traceback).
+
+Compiled programs are kept in a persistent XLA compilation cache for the length of the run (a temporary
+directory shared by the xdist workers and by the command-line subprocesses the tests start), so a
+program that several modules or processes build is compiled once. `JAX_COMPILATION_CACHE_DIR`, when
+set, is used instead (and kept); `MMLJAX_TEST_XLA_CACHE=0` turns the cache off.
 """
 
 import gc
 import os
+import shutil
+import tempfile
 
 import jax
 import numpy as np
@@ -97,6 +104,29 @@ jax.config.update("jax_enable_x64", True)
 
 settings.register_profile("mmljax", max_examples=10, deadline=None, derandomize=True)
 settings.load_profile("mmljax")
+
+
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWNED_ENV = "MMLJAX_TEST_XLA_CACHE_OWNED"  # set by the process that created the directory
+
+
+def pytest_configure(config):
+    if os.environ.get("MMLJAX_TEST_XLA_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
+    if not os.environ.get(_CACHE_ENV):  # the first process of the run (the xdist controller, or the only one)
+        os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="mmljax-tests-xla-")
+        os.environ[_OWNED_ENV] = str(os.getpid())
+    # programs that compile in under half a second are not worth a disk round trip
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
+    )
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_OWNED_ENV) == str(os.getpid()):
+        shutil.rmtree(os.environ[_CACHE_ENV], ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import math
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from . import doubledouble as ext
 from .doubledouble import DD
@@ -100,25 +101,21 @@ def polynomial(x: Array, degree: int, intercept: bool) -> Design:
     first = 0 if intercept else 1
     cols = powers[first:]
     b = DD(jnp.stack([q.hi for q in cols], axis=1), jnp.stack([q.lo for q in cols], axis=1))
-    # u[j, k] = C(k, j) (-c)^(k-j) / s^k
+    # u[j, k] = C(k, j) (-c)^(k-j) / s^k, as whole (p, p) arrays (a program whose size does not grow with p²)
     _, es = jnp.frexp(s)  # s = 2^(es - 1)
     neg_c = ext.from_float(-c)
     pc = [ext.from_float(jnp.ones_like(c))]
     for _ in range(degree):
         pc.append(ext.mul(pc[-1], neg_c))
+    pc = DD(jnp.stack([q.hi for q in pc]), jnp.stack([q.lo for q in pc]))  # (-c)^i, i = 0..degree
     p = degree + 1 - first
-    u_hi = [[None] * p for _ in range(p)]
-    u_lo = [[None] * p for _ in range(p)]
-    zero = jnp.zeros_like(c)
-    for jj, j in enumerate(range(first, degree + 1)):
-        for kk, k in enumerate(range(first, degree + 1)):
-            if j <= k:
-                v = ext.mul_float(pc[k - j], jnp.asarray(float(math.comb(k, j)), c.dtype))
-                inv_sk = jnp.ldexp(jnp.ones_like(c), -k * (es - 1))
-                u_hi[jj][kk], u_lo[jj][kk] = v.hi * inv_sk, v.lo * inv_sk
-            else:
-                u_hi[jj][kk], u_lo[jj][kk] = zero, zero
-    u = DD(jnp.stack([jnp.stack(r) for r in u_hi]), jnp.stack([jnp.stack(r) for r in u_lo]))
+    ks = np.arange(first, degree + 1)
+    upper = ks[:, None] <= ks[None, :]  # j <= k
+    gap = np.where(upper, ks[None, :] - ks[:, None], 0)
+    binom = np.array([[math.comb(k, j) if j <= k else 0 for k in ks] for j in ks], dtype=np.float64)
+    v = ext.mul_float(DD(pc.hi[gap], pc.lo[gap]), jnp.asarray(binom, c.dtype))
+    inv_sk = jnp.ldexp(jnp.ones_like(c), -jnp.asarray(ks) * (es - 1))[None, :]  # exact powers of two
+    u = DD(jnp.where(upper, v.hi * inv_sk, 0), jnp.where(upper, v.lo * inv_sk, 0))
     penalised = (not intercept,) + (True,) * (p - 1)
     return Design(b, u, bool(intercept), penalised, tuple(f"B{j}" for j in range(first, degree + 1)))
 
@@ -144,9 +141,9 @@ def affine(X: Array, intercept: bool) -> Design:
     t, e = ext.two_sum(X, -c)
     ones = jnp.ones((n, 1), X.dtype)
     b = DD(jnp.concatenate([ones, t / s], axis=1), jnp.concatenate([ones * 0, e / s], axis=1))
-    u = jnp.eye(d + 1, dtype=X.dtype)
-    u = u.at[0, 1:].set(-c / s)  # exact: s is a power of two
-    u = u.at[jnp.arange(1, d + 1), jnp.arange(1, d + 1)].set(1.0 / s)
+    top = jnp.concatenate([jnp.ones((1,), X.dtype), -c / s])[None]  # exact: s is a power of two
+    rest = jnp.concatenate([jnp.zeros((d, 1), X.dtype), jnp.diag(1.0 / s)], axis=1)
+    u = jnp.concatenate([top, rest])
     return Design(b, ext.from_float(u), True, (False,) + (True,) * d, tuple(f"B{j}" for j in range(d + 1)))
 
 

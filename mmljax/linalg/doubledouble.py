@@ -226,6 +226,23 @@ def rmatmul(a: DD, r: DD, block_elements: int = 1 << 21) -> DD:
 # every partial sum. `b_lo` may be None for a design that is exact in working precision.
 
 LANES = 16  # rows accumulated side by side in `tall_rmatmul` (one vector register row each)
+SMALL = 1 << 16  # up to this many products (n·p·k) the kernels are one vectorised expression, no loop
+
+
+def _compensated_sum(top: Array, small: Array, axis: int) -> tuple[Array, Array]:
+    """`Σ (top + small)` along `axis` as `(s, c)`: the `top` terms added pairwise by `two_sum`, their
+    rounding errors and the `small` terms in plain arithmetic (Dot2 in pairwise order)."""
+    s, c = jnp.moveaxis(top, axis, 0), jnp.moveaxis(small, axis, 0)
+    n = s.shape[0]
+    size = 1 << max(n - 1, 0).bit_length()
+    if size != n:
+        pad = jnp.zeros((size - n,) + s.shape[1:], s.dtype)
+        s, c = jnp.concatenate([s, pad]), jnp.concatenate([c, pad])
+    while size > 1:
+        size //= 2
+        s, t = two_sum(s[:size], s[size:])
+        c = (c[:size] + c[size:]) + t
+    return s[0], c[0]
 
 
 def tall_residual(b_hi: Array, b_lo: Array | None, z: DD, f: DD) -> DD:
@@ -235,6 +252,15 @@ def tall_residual(b_hi: Array, b_lo: Array | None, z: DD, f: DD) -> DD:
     in the order `j = 0..p-1`.
     """
     zh, zl = split(z.hi)
+    if b_hi.size * z.hi.shape[1] <= SMALL:  # every product at once, summed pairwise: no loop to run
+        col = b_hi[:, :, None]
+        top, rest = _product_pair(*split(col), zh[None], zl[None])
+        small = rest + col * z.lo[None]
+        if b_lo is not None:
+            small = small + b_lo[:, :, None] * z.hi[None]
+        total, low = _compensated_sum(top, small, axis=1)
+        s, t = two_sum(f.hi, -total)
+        return DD(*two_sum(s, f.lo + (t - low)))
     cols_hi = b_hi.T  # (p, n): one contiguous row per column
     cols_lo = None if b_lo is None else b_lo.T
 
@@ -260,6 +286,13 @@ def tall_rmatmul(b_hi: Array, b_lo: Array | None, r: DD) -> DD:
     """
     n, p = b_hi.shape
     k = r.hi.shape[1]
+    if n * p * k <= SMALL:  # every product at once, summed pairwise: no loop to run
+        col, rows = b_hi[:, :, None], r.hi[:, None, :]
+        top, rest = _product_pair(*split(col), *split(rows))
+        small = rest + col * r.lo[:, None, :]
+        if b_lo is not None:
+            small = small + b_lo[:, :, None] * rows
+        return DD(*two_sum(*_compensated_sum(top, small, axis=0)))
     pad = (-n) % LANES
     if pad:
 

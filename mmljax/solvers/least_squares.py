@@ -62,6 +62,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import ArrayLike
 
+from .._compile import library_jit
 from .._validate import check_bool, check_choice, check_int, check_real
 from ..errors import PrecisionWarning, RankDeficiencyWarning
 from ..linalg import basis as _basis
@@ -445,6 +446,43 @@ def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names:
     )
 
 
+# The scalar outputs of `_packed`, in order, after the arrays coef, residuals, rss, sigma, r2, se, fitted.
+_PACKED_SCALARS = ("dof", "rank", "cond", "steps", "converged", "status", "intercept", "digits")
+
+
+def _packed(data, y, ridge, *, cfg: _Config):
+    """The fit as one float64 vector (the eager calls copy one buffer to the host, not twenty)."""
+    out = _solve(cfg, data, y, ridge)
+    if cfg.ops.replicate is not None:
+        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
+    arrays = (out.coef, out.residuals, out.rss, out.sigma, out.r2, out.se, out.fitted)
+    scalars = tuple(getattr(out, name) for name in _PACKED_SCALARS)
+    return jnp.concatenate([jnp.ravel(a) for a in arrays] + [jnp.stack(scalars)])
+
+
+_packed_program = library_jit(_packed, static_argnames=("cfg",))
+
+
+def _eager_program(data, y, ridge, cfg: _Config, mesh: Any):
+    """Run the fit eagerly; the packed float64 vector on the host."""
+    devices = None if mesh is None else mesh.devices.flat
+    return np.asarray(jax.device_get(_packed_program(data, y, ridge, cfg=cfg, devices_=devices)))
+
+
+def _unpack(v: np.ndarray, n: int, p: int, k: int) -> dict:
+    """The fields of `_packed`'s vector: `(p, k)`, `(n, k)`, `(k,)` arrays and float scalars."""
+    shapes = {"coef": (p, k), "residuals": (n, k), "rss": (k,), "sigma": (k,), "r2": (k,), "se": (p, k)}
+    shapes["fitted"] = (n, k)
+    out, at = {}, 0
+    for name, shape in shapes.items():
+        size = math.prod(shape)
+        out[name] = v[at : at + size].reshape(shape)
+        at += size
+    for j, name in enumerate(_PACKED_SCALARS):
+        out[name] = float(v[at + j])
+    return out
+
+
 # ------------------------------------------------------------------------------------- the front end
 
 
@@ -610,33 +648,20 @@ def _fit(
         )
     out_dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
     with float64_scope():
-
-        def run(cfg_):
-            return jax.device_get(
-                _program(
-                    _host64(data),
-                    _host64(y2),
-                    np.float64(ridge),
-                    cfg=cfg_,
-                    squeeze=y.ndim == 1,
-                    check=False,
-                    names=names,
-                    out_dtype=np.dtype(np.float64),
-                )
-            )
-
-        res = run(cfg)
-        status = Status(int(res.status))
-        if status is Status.NOT_REFINED and cfg.factor == "gram" and int(res.rank) == p:
-            res = run(cfg._replace(factor="householder"))  # the Gram-matrix factor was not good enough
-            status = Status(int(res.status))
+        args = (_host64(data), _host64(y2), np.float64(ridge))
+        res = _unpack(_eager_program(*args, cfg, mesh), n, p, k)
+        status = Status(int(res["status"]))
+        if status is Status.NOT_REFINED and cfg.factor == "gram" and int(res["rank"]) == p:
+            # the Gram-matrix factor was not good enough
+            res = _unpack(_eager_program(*args, cfg._replace(factor="householder"), mesh), n, p, k)
+            status = Status(int(res["status"]))
     if status is Status.NONFINITE_INPUT:
         for a, what in ((data, xname), (y, "y")):
             err = _nonfinite_rows_error(np.asarray(a, np.float64), where, what)
             if err is not None:
                 raise err
         raise ValueError(f"{where}: ridge must be a finite number >= 0; got {ridge}")
-    rank, cond = int(res.rank), float(res.condition_number)
+    rank, cond = int(res["rank"]), float(res["cond"])
     resolved = method if method != "auto" else ("qr" if rank == p else "svd")
     if rank < p:
         if resolved == "qr":
@@ -662,14 +687,14 @@ def _fit(
             f"the normal equations square the condition number ({cond:.3g}² ≈ {cond * cond:.3g}); "
             f"use method='qr' (the default 'auto')"
         )
-        if not np.all(np.isfinite(res.coefficients)):
+        if not np.all(np.isfinite(res["coef"])):
             raise ValueError(
                 f"{where}: method={method!r} failed (the Gram matrix is numerically singular or not "
                 f"positive definite): {hint}"
             )
-        if rank == p and float(res.expected_digits) < ILL_CONDITIONED_DIGITS:
+        if rank == p and res["digits"] < ILL_CONDITIONED_DIGITS:
             warnings.warn(
-                f"{where}: method={method!r} can give only about {max(float(res.expected_digits), 0):.1f} "
+                f"{where}: method={method!r} can give only about {max(res['digits'], 0):.1f} "
                 f"correct significant digits here: {hint}",
                 PrecisionWarning,
                 stacklevel=3,
@@ -681,7 +706,7 @@ def _fit(
             PrecisionWarning,
             stacklevel=3,
         )
-    if not float(res.dof) > 0:
+    if not res["dof"] > 0:
         warnings.warn(
             f"{where}: {n} observations for {rank} free coefficients leave no degrees of freedom: "
             f"the residual SD and standard errors are undefined (NaN)",
@@ -693,24 +718,34 @@ def _fit(
             f"{where}: {status.message} (status {status.name}, rank {rank} of {p}, condition number "
             f"{cond:.3g}; check=True)"
         )
-    if out_dtype != np.float64:
-        res = jax.tree_util.tree_map(lambda a: a.astype(out_dtype) if a.dtype == np.float64 else a, res)
-    fields = {f: getattr(res, f) for f in res.__dataclass_fields__}
-    fields = {f: (v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v) for f, v in fields.items()}
-    fields.update(
-        method=resolved,
-        dtype=np.dtype(out_dtype),
+    squeeze = y.ndim == 1
+
+    def arr(name):
+        a = res[name].astype(out_dtype, copy=False)
+        return a[..., 0] if squeeze else a
+
+    return LeastSquaresResult(
+        coefficients=arr("coef"),
+        residuals=arr("residuals"),
+        rss=arr("rss")[()],
+        residual_sd=arr("sigma")[()],
+        r_squared=arr("r2")[()],
+        standard_errors=arr("se"),
         rank=rank,
         condition_number=cond,
-        refinement_steps=int(res.refinement_steps),
-        dof=float(res.dof),
-        intercept=bool(res.intercept),
+        method=resolved,
+        dtype=np.dtype(out_dtype),
+        refinement_steps=int(res["steps"]),
+        n_observations=n,
+        dof=float(res["dof"]),
+        intercept=bool(res["intercept"]),
         ridge=float(ridge),
-        refinement_converged=bool(res.refinement_converged),
+        refinement_converged=bool(res["converged"]),
+        names=names,
+        fitted=arr("fitted"),
         status=status,
-        expected_digits=float(res.expected_digits),
+        expected_digits=float(res["digits"]),
     )
-    return LeastSquaresResult(**fields)
 
 
 def _host64(a):

@@ -10,7 +10,6 @@ with respect to `args` by the implicit function theorem.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._compile import library_jit
 from .._validate import (
     check_bool,
     check_choice,
@@ -205,8 +205,9 @@ def _raise_eagerly(result, residuals, params0, args, has_args) -> None:
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any, max_steps) -> NonlinearLeastSquaresResult:
+def _solve_impl(
+    residuals: Callable, opts: _lm.Options, params0: Any, args: Any, max_steps
+) -> NonlinearLeastSquaresResult:
     flat0, unravel = ravel_vec(params0)
     dtype = flat0.dtype
 
@@ -228,6 +229,9 @@ def _solve(residuals: Callable, opts: _lm.Options, params0: Any, args: Any, max_
     if opts.has_args:
         theta = _implicit(fun, opts.matrix_free, opts.num_iterations, theta, args)
     return _statistics(fun, theta, args, unravel, opts, final, polish_steps)
+
+
+_solve = library_jit(_solve_impl, static_argnums=(0, 1))
 
 
 def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> NonlinearLeastSquaresResult:
