@@ -44,4 +44,5 @@ def library_jit(fun: Callable, **jit_kwargs) -> Callable:
 
     call.plain = plain
     call.tuned = tuned
+    call._cache_size = lambda: tuned._cache_size() + plain._cache_size()  # programs compiled so far
     return call

@@ -724,7 +724,7 @@ def _fit(
         a = res[name].astype(out_dtype, copy=False)
         return a[..., 0] if squeeze else a
 
-    return LeastSquaresResult(
+    return _eager_result(
         coefficients=arr("coef"),
         residuals=arr("residuals"),
         rss=arr("rss")[()],
@@ -746,6 +746,27 @@ def _fit(
         status=status,
         expected_digits=float(res["digits"]),
     )
+
+
+_STATIC_FIELDS = ("method", "dtype", "n_observations", "names")
+
+
+@functools.lru_cache(maxsize=512)
+def _eager_layout(method: str, dtype: np.dtype, n: int, names: tuple) -> tuple:
+    """The pytree structure of an eager result with these static fields, and its fields in leaf order."""
+    dynamic = [f for f in LeastSquaresResult.__dataclass_fields__ if f not in _STATIC_FIELDS]
+    template = LeastSquaresResult(
+        **{name: j for j, name in enumerate(dynamic)}, method=method, dtype=dtype, n_observations=n, names=names
+    )
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    return treedef, tuple(dynamic[j] for j in leaves)
+
+
+def _eager_result(**fields) -> LeastSquaresResult:
+    """`LeastSquaresResult(**fields)` by unflattening a cached pytree structure: the same object, built
+    without running the dataclass `__init__` and its checks on every eager call (they cost more than the fit)."""
+    treedef, order = _eager_layout(*(fields[name] for name in _STATIC_FIELDS))
+    return jax.tree_util.tree_unflatten(treedef, [fields[name] for name in order])
 
 
 def _host64(a):
