@@ -30,14 +30,15 @@ def _platform(devices: Any) -> str:
 def library_jit(fun: Callable, **jit_kwargs) -> Callable:
     """`jax.jit(fun, **jit_kwargs)`, compiled with `CPU_OPTIONS` when called outside a transformation on CPU.
 
-    The returned function takes the arguments of `fun` plus an optional keyword `devices_` (the devices
-    the program will run on, e.g. a mesh's; default: the default backend's).
+    The returned function takes the arguments of `fun` (static ones by keyword: only the positional
+    arguments are looked at for tracers) plus an optional keyword `devices_` (the devices the program
+    will run on, e.g. a mesh's; default: the default backend's).
     """
     tuned = jax.jit(fun, compiler_options=CPU_OPTIONS, **jit_kwargs)
     plain = jax.jit(fun, **jit_kwargs)
 
-    def call(*args, devices_: Any = None, **kwargs):
-        leaves = jax.tree_util.tree_leaves((args, kwargs))
+    def call(*args, devices_: Any = None, **kwargs):  # keyword arguments are static: never traced
+        leaves = jax.tree_util.tree_leaves(args)
         if any(isinstance(x, jax.core.Tracer) for x in leaves) or _platform(devices_) != "cpu":
             return plain(*args, **kwargs)
         return tuned(*args, **kwargs)

@@ -466,7 +466,7 @@ _packed_program = library_jit(_packed, static_argnames=("cfg",))
 def _eager_program(data, y, ridge, cfg: _Config, mesh: Any):
     """Run the fit eagerly; the packed float64 vector on the host."""
     devices = None if mesh is None else mesh.devices.flat
-    return np.asarray(jax.device_get(_packed_program(data, y, ridge, cfg=cfg, devices_=devices)))
+    return np.asarray(_packed_program(data, y, ridge, cfg=cfg, devices_=devices))
 
 
 def _unpack(v: np.ndarray, n: int, p: int, k: int) -> dict:
