@@ -116,8 +116,8 @@ def pytest_configure(config):
     if not os.environ.get(_CACHE_ENV):  # the first process of the run (the xdist controller, or the only one)
         os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="mmljax-tests-xla-")
         os.environ[_OWNED_ENV] = str(os.getpid())
-    # programs that compile in under half a second are not worth a disk round trip
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    # programs that compile in under a quarter of a second are not worth a disk round trip
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.25")
     jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
     jax.config.update(
         "jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
