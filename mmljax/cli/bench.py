@@ -19,6 +19,9 @@ and its structure-aware kernels, with numpy (and, with --peers, PyTorch) for sca
   2 ls-hessian, ls-hvp ΦᵀΦ and ΦᵀΦv                4 mlp-gauss-newton  JᵀJ;  mlp-hessian
   3 mlp-gradient       hand backprop vs jax.grad  5 vec-kron, matrix-grad  matrix derivatives
   6 ls-fit             closed-form least squares (mmljax, numpy, jnp, scikit-learn)
+  7 nls-strd           nonlinear least squares on NIST StRD (mmljax, optimistix, scipy)
+  8 ls-bootstrap       bootstrap refits in one jax.vmap (vs vmap(lstsq), statsmodels)
+  9 ls-eager           one eager fit of a small design (vs statsmodels, numpy)
 
 Every variant is first checked against the hand formula (a wrong answer is rejected, not timed).
 Timing: compile time and the warm-up call are reported separately; every call is waited for
@@ -47,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="run only this case: name, substring, glob or case number 1-6 (repeatable)",
+        help="run only this case: name, substring, glob or case number 1-9 (repeatable)",
     )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument(
