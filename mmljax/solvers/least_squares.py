@@ -399,8 +399,7 @@ _CHECK_MESSAGES = (
 )
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "squeeze", "check", "names", "out_dtype"))
-def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names: tuple, out_dtype: Any):
+def _program_impl(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names: tuple, out_dtype: Any):
     """The compiled fit: one program per (shapes, static options), cached by `jax.jit`."""
     out = _solve(cfg, data, y, ridge)
     if cfg.ops.replicate is not None:  # results whole on every device (and process)
@@ -445,6 +444,8 @@ def _program(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names:
         expected_digits=out.digits.astype(out_dtype),
     )
 
+
+_program = library_jit(_program_impl, static_argnames=("cfg", "squeeze", "check", "names", "out_dtype"))
 
 # The scalar outputs of `_packed`, in order, after the arrays coef, residuals, rss, sigma, r2, se, fitted.
 _PACKED_SCALARS = ("dof", "rank", "cond", "steps", "converged", "status", "intercept", "digits")
@@ -635,6 +636,7 @@ def _fit(
             check=check,
             names=names,
             out_dtype=np.dtype(out_dtype),
+            devices_=None if mesh is None else mesh.devices.flat,
         )
 
     # ---- eagerly: float64 whatever the configuration, then warnings and errors on the host
