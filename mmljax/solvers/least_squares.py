@@ -399,11 +399,17 @@ _CHECK_MESSAGES = (
 )
 
 
+def _solved(cfg: _Config, data, y, ridge) -> _Out:
+    """The fit, whole on every device (and process) when the rows are split over a mesh."""
+    out = _solve(cfg, data, y, ridge)
+    if cfg.ops.replicate is not None:
+        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
+    return out
+
+
 def _program_impl(data, y, ridge, *, cfg: _Config, squeeze: bool, check: bool, names: tuple, out_dtype: Any):
     """The compiled fit: one program per (shapes, static options), cached by `jax.jit`."""
-    out = _solve(cfg, data, y, ridge)
-    if cfg.ops.replicate is not None:  # results whole on every device (and process)
-        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
+    out = _solved(cfg, data, y, ridge)
     status = out.status.astype(jnp.int32)
 
     def o(a):
@@ -453,9 +459,7 @@ _PACKED_SCALARS = ("dof", "rank", "cond", "steps", "converged", "status", "inter
 
 def _packed(data, y, ridge, *, cfg: _Config):
     """The fit as one float64 vector (the eager calls copy one buffer to the host, not twenty)."""
-    out = _solve(cfg, data, y, ridge)
-    if cfg.ops.replicate is not None:
-        out = jax.tree_util.tree_map(cfg.ops.replicate, out)
+    out = _solved(cfg, data, y, ridge)
     arrays = (out.coef, out.residuals, out.rss, out.sigma, out.r2, out.se, out.fitted)
     scalars = tuple(getattr(out, name) for name in _PACKED_SCALARS)
     return jnp.concatenate([jnp.ravel(a) for a in arrays] + [jnp.stack(scalars)])
