@@ -5,13 +5,15 @@
 - `qr`: the `LinearOps` a tall design is factorised and multiplied with (`SINGLE` device; the
   sharded one is `mmljax.distributed.sharded_ops`), QR/Gram factors, the augmented solve;
 - `refine`: Björck's refinement of the augmented system in double-double (a `lax.while_loop`);
-- `precision`: `float64_scope`.
+- `precision`: `float64_scope`;
+- `ordering`: `after`, the data dependency that keeps batched LAPACK calls from running concurrently.
 
 This layer sits below `mmljax.solvers` and `mmljax.distributed`; it never imports either.
 """
 
 from . import basis as basis
 from . import doubledouble as doubledouble
+from . import ordering as ordering
 from . import precision as precision
 from . import qr as qr
 from . import refine as refine

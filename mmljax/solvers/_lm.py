@@ -29,6 +29,7 @@ from jax.scipy.linalg import solve_triangular
 
 from ..derivatives import jacobian
 from ..linalg import doubledouble as dd
+from ..linalg.ordering import after
 from ..status import Status
 
 # Moré's constants (step acceptance and trust-region resizing).
@@ -96,7 +97,7 @@ def damped_step(J, r, D, delta, alpha0) -> DampedStep:
     Jh = J / D
     Q, R = jnp.linalg.qr(Jh)
     qtr = r @ Q
-    U, s, Vt = jnp.linalg.svd(R)
+    U, s, Vt = jnp.linalg.svd(after(R, Q))  # after Q: one batched LAPACK call at a time (see linalg.ordering)
     g = qtr @ U  # components of Qᵀr along the left singular vectors of R
     cutoff = s[0] * eps * max(m, n)
     full = s > cutoff
@@ -285,6 +286,10 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
             p=p, pnorm=_norm(c * p), alpha=jnp.zeros((), dtype), jz_norm=jnp.zeros((), dtype), xnorm=_norm(c * st.theta)
         )
 
+    def no_proposal(st: State) -> Proposal:
+        zero = jnp.zeros((), dtype)
+        return Proposal(p=jnp.zeros_like(st.theta), pnorm=zero, alpha=zero, jz_norm=zero, xnorm=zero)
+
     def damped(st: State, pr: Proposal, theta_new, r_new, J_new, fnorm1, ok) -> State:
         alpha, pnorm = pr.alpha, pr.pnorm
         delta = jnp.where(st.step == 0, jnp.minimum(st.delta, pnorm), st.delta)
@@ -375,7 +380,12 @@ def solve_dense(fun: Callable, theta0, args, opts: Options, max_steps) -> State:
     def body(st: State) -> State:
         # one proposal (damped or polishing), one evaluation of residuals and Jacobian, then the phase's rules
         if opts.polish:
-            pr = lax.cond(st.phase == 0, propose_damped, propose_polish, st)
+            # Two conds, not one: under jax.vmap both branches of a cond run, and the polishing QR
+            # must wait for the damped step's (see linalg.ordering); unbatched, each runs one branch.
+            damped_pr = lax.cond(st.phase == 0, propose_damped, no_proposal, st)
+            later = eqx.tree_at(lambda s: s.J, st, after(st.J, damped_pr.p))
+            polish_pr = lax.cond(st.phase == 0, no_proposal, propose_polish, later)
+            pr = jax.tree_util.tree_map(lambda u, v: jnp.where(st.phase == 0, u, v), damped_pr, polish_pr)
         else:
             pr = propose_damped(st)
         theta_new = st.theta + pr.p

@@ -68,6 +68,7 @@ from ..errors import PrecisionWarning, RankDeficiencyWarning
 from ..linalg import basis as _basis
 from ..linalg import doubledouble as ext
 from ..linalg.doubledouble import DD
+from ..linalg.ordering import after
 from ..linalg.precision import float64_scope
 from ..linalg.qr import SINGLE, LinearOps, QRFactor, gram_factor, solve_triangular
 from ..linalg.refine import refine_augmented
@@ -186,15 +187,19 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     ue = DD(u.hi * scale, u.lo * scale)  # natural coefficients = ue @ z / sy
 
     # ---- factorisation, rank and condition number
+    # Every LAPACK call below waits for the one before (`after`): under `jax.vmap` two batched
+    # factorisations running at once can deadlock XLA:CPU's thread pool.
     if cfg.factor == "gram" and tall:
         factor = gram_factor(ops, B)
         sv0 = jnp.linalg.svd(factor.r, compute_uv=False)
         ok = jnp.all(jnp.isfinite(sv0)) & (sv0[-1] > 0) & (sv0[0] <= GRAM_COND_LIMIT * sv0[-1])
-        factor = QRFactor(None, lax.cond(ok, lambda: factor.r, lambda: ops.qr(B)[1]))
+        factor = QRFactor(None, lax.cond(ok, lambda: factor.r, lambda: ops.qr(after(B, sv0))[1]))
     else:
         factor = QRFactor(*(ops.qr(B) if tall else jnp.linalg.qr(B, mode="reduced")))
-    R = factor.r
+    R = factor.r if factor.q is None else after(factor.r, factor.q)
     us, sv, vt = jnp.linalg.svd(R, full_matrices=True)
+    R = after(R, sv)
+    factor = QRFactor(factor.q, R)
     keep_s = sv > sv[0] * eps * max(m, p)
     rank = jnp.sum(keep_s)
     cond = jnp.where(sv[-1] > 0, sv[0] / sv[-1], jnp.inf) if tall else jnp.asarray(jnp.inf, dtype)
@@ -225,7 +230,10 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
         ref = refine_augmented(ops, B, Bl, factor, ext.from_float(f), ext.from_float(jnp.zeros((p, k), dtype)))
         z, r = ref.z, ref.r
         steps, converged = ref.steps, ref.converged
+        R = after(R, ref.z.hi)
         half = solve_triangular(R, jnp.eye(p, dtype=dtype))
+        R = after(R, half)
+        factor = QRFactor(factor.q, R)
         if cfg.refined_se:  # refined variances where cond·eps could cost digits: ||B (BᵀB)⁻¹ g_j||², f = 0
             # (an R from the Gram matrix carries cond² eps: compare that)
             se_needed = full & ((cond * cond if factor.q is None else cond) > REFINED_SE_COND)
@@ -234,6 +242,7 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
             )
             # its squared column norms are summed below, with the other sums of squares
             var_refined = DD(jnp.where(obs, ref_se.r.hi, 0), jnp.where(obs, ref_se.r.lo, 0))
+            R = after(R, ref_se.z.hi)
         if cfg.method == "auto":  # rank deficient: the minimum-norm SVD solution
             zs, half_s = svd_parts()
             rs = unrefined_residual(zs)
@@ -245,12 +254,12 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     elif cfg.method in ("cholesky", "normal"):
         gm = ops.gram(B)
         rhs = ops.rmatmul(B, f)
-        low = jnp.linalg.cholesky(gm)
+        low = jnp.linalg.cholesky(after(gm, R))
         if cfg.method == "cholesky":
             zw = jax.scipy.linalg.cho_solve((low, True), rhs)
         else:
-            zw = jnp.linalg.solve(gm, rhs)
-        half = jax.scipy.linalg.solve_triangular(low, jnp.eye(p, dtype=dtype), lower=True).T
+            zw = jnp.linalg.solve(after(gm, low), rhs)
+        half = jax.scipy.linalg.solve_triangular(after(low, zw), jnp.eye(p, dtype=dtype), lower=True).T
         z, r = ext.from_float(zw), unrefined_residual(zw)
     else:  # "svd", or any method on a wide design
         zs, half = svd_parts()
