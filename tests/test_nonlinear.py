@@ -267,6 +267,24 @@ def test_params_differentiable_wrt_args_by_the_implicit_function_theorem():
     assert np.max(np.abs(gn[1] - np.asarray(g))) > 1e-4 * np.max(np.abs(fd))
 
 
+def test_standard_errors_and_covariance_are_differentiable_wrt_args():
+    # d(JᵀJ)⁻¹ = −(JᵀJ)⁻¹ d(JᵀJ) (JᵀJ)⁻¹, through the implicit dθ*/dy: against central differences
+    x, y = _exp_data(n=12, noise=0.2, seed=7)
+    p0 = {"a": jnp.array(2.0), "k": jnp.array(0.5)}
+
+    def stats(yy):
+        res = nonlinear_least_squares(_exp_residuals, p0, (x, yy))
+        return res.standard_errors["a"] + 2.0 * res.standard_errors["k"] + jnp.sum(res.covariance)
+
+    v = jnp.asarray(np.random.default_rng(1).normal(size=y.size))
+    g = jax.grad(stats)(y)
+    _, jv = jax.jvp(stats, (y,), (v,))
+    h = 1e-5
+    fd = (stats(y + h * v) - stats(y - h * v)) / (2 * h)
+    np.testing.assert_allclose(float(g @ v), float(fd), rtol=1e-6)
+    np.testing.assert_allclose(float(jv), float(g @ v), rtol=1e-10)
+
+
 def test_matrix_free_mode_agrees_with_dense():
     x, y = _exp_data(n=30)
     p0 = {"a": jnp.array(1.0), "k": jnp.array(0.3)}

@@ -32,6 +32,7 @@ from .._validate import (
 from ..errors import DivergenceError
 from ..layout import ravel_vec
 from ..linalg import doubledouble as dd
+from ..linalg.ordering import after
 from ..status import Status
 from . import _lm
 from ._nls_result import NonlinearLeastSquaresResult
@@ -263,15 +264,12 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
             method="levenberg-marquardt (matrix-free, CG)",
         )
     J = jacobian_of(fun, theta, args, opts.jac_mode)
-    c = _lm.pow2_scale(jnp.sqrt(jnp.sum(J * J, axis=0)))
-    _, R = jnp.linalg.qr(J / c)
-    _, s, Vt = jnp.linalg.svd(R)
+    c = jax.lax.stop_gradient(_lm.pow2_scale(jnp.sqrt(jnp.sum(J * J, axis=0))))  # powers of two: piecewise constant
+    cov_scaled, s = _gauss_newton_inverse(J / c)
     eps = jnp.finfo(r.dtype).eps
     keep = s > s[0] * eps * max(m, n)
     rank = jnp.sum(keep).astype(jnp.int32)
     cond = jnp.where(rank == n, s[0] / s[-1], jnp.inf)
-    inv_s2 = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0) ** 2, 0.0)
-    cov_scaled = (Vt.T * inv_s2) @ Vt
     cov = (residual_sd**2) * cov_scaled / (c[:, None] * c[None, :])
     cov = jnp.where(rank == n, cov, jnp.nan)
     se = jnp.sqrt(jnp.diagonal(cov))
@@ -293,6 +291,28 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
         converged=converged,
         dof=dof,
     )
+
+
+@jax.custom_jvp
+def _gauss_newton_inverse(A):
+    """`((AᵀA)⁺, σ)` for `A (m, n)`, from the SVD of the `R` of `A = QR`; `σ` its singular values.
+
+    Differentiated by `d(AᵀA)⁻¹ = −(AᵀA)⁻¹ d(AᵀA) (AᵀA)⁻¹` (products only, no factorisation in the
+    tangent: see `linalg.ordering`); `σ` is treated as constant (rank and condition number).
+    """
+    _, R = jnp.linalg.qr(A)
+    _, s, Vt = jnp.linalg.svd(R)
+    keep = s > s[0] * jnp.finfo(A.dtype).eps * max(A.shape)
+    inv_s2 = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0) ** 2, 0.0)
+    return (Vt.T * inv_s2) @ Vt, s
+
+
+@_gauss_newton_inverse.defjvp
+def _gauss_newton_inverse_jvp(primals, tangents):
+    (A,), (dA,) = primals, tangents
+    cov, s = _gauss_newton_inverse(A)
+    dgram = dA.T @ A + A.T @ dA
+    return (cov, s), (-(cov @ dgram @ cov), jnp.zeros_like(s))
 
 
 def jacobian_of(fun, theta, args, mode):
@@ -343,7 +363,10 @@ def _implicit(fun: Callable, matrix_free: bool, num_iterations: int, theta_star,
         _, da = tangents
         _, b = jax.jvp(lambda aa: grad_theta(t, aa), (a,), (da,))
         H = jax.jacfwd(lambda u: grad_theta(u, a))(t)
-        return t, -jnp.linalg.solve(H, b)
+        # H⁻¹ with the primal values, the tangent a product: under jax.vmap no factorisation of the
+        # tangent runs beside the statistics' (which wait for H⁻¹ through `after`; see linalg.ordering)
+        h_inv = jnp.linalg.inv(H)
+        return after(t, h_inv), -(h_inv @ b)
 
     return solution(theta_star, args)
 
