@@ -266,9 +266,7 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
     J = jacobian_of(fun, theta, args, opts.jac_mode)
     c = jax.lax.stop_gradient(_lm.pow2_scale(jnp.sqrt(jnp.sum(J * J, axis=0))))  # powers of two: piecewise constant
     cov_scaled, s = _gauss_newton_inverse(J / c)
-    eps = jnp.finfo(r.dtype).eps
-    keep = s > s[0] * eps * max(m, n)
-    rank = jnp.sum(keep).astype(jnp.int32)
+    rank = jnp.sum(_kept(s, J.shape)).astype(jnp.int32)
     cond = jnp.where(rank == n, s[0] / s[-1], jnp.inf)
     cov = (residual_sd**2) * cov_scaled / (c[:, None] * c[None, :])
     cov = jnp.where(rank == n, cov, jnp.nan)
@@ -293,6 +291,11 @@ def _statistics(fun, theta, args, unravel, opts, final, polish_steps) -> Nonline
     )
 
 
+def _kept(s, shape):
+    """The singular values `s` of an `shape` matrix that count towards its numerical rank."""
+    return s > s[0] * jnp.finfo(s.dtype).eps * max(shape)
+
+
 @jax.custom_jvp
 def _gauss_newton_inverse(A):
     """`((AᵀA)⁺, σ)` for `A (m, n)`, from the SVD of the `R` of `A = QR`; `σ` its singular values.
@@ -302,7 +305,7 @@ def _gauss_newton_inverse(A):
     """
     _, R = jnp.linalg.qr(A)
     _, s, Vt = jnp.linalg.svd(R)
-    keep = s > s[0] * jnp.finfo(A.dtype).eps * max(A.shape)
+    keep = _kept(s, A.shape)
     inv_s2 = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0) ** 2, 0.0)
     return (Vt.T * inv_s2) @ Vt, s
 
