@@ -353,8 +353,8 @@ def test_one_device_loss_gradient_and_training():
     # full-batch training on the sharded loss: the same trajectory as on the plain loss
     import optax
 
-    got = minimize(L, params, optax.sgd(1e-2), steps=5)
-    want = minimize(ref, params, optax.sgd(1e-2), steps=5)
+    got = minimize(L, params, optax.sgd(1e-2), max_steps=5)
+    want = minimize(ref, params, optax.sgd(1e-2), max_steps=5)
     assert np.allclose(np.asarray(got.history), np.asarray(want.history), rtol=1e-12, atol=0)
 
 

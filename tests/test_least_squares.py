@@ -149,6 +149,23 @@ def test_dd_matmul_recovers_cancellation_that_float64_loses():
     assert float(ext.rmatmul(ext.from_float(a.hi.T.copy()), x).hi[0, 0]) == 3.0
 
 
+
+def test_jax_extended_sums_recover_cancellation_in_any_order_and_under_vmap():
+    """The jax sums are single reductions that XLA may order as it likes: exact on terms whose
+    float64 sum loses everything, whichever end the big terms are at, also batched."""
+    terms = jnp.array([[1e16, 1.0, -1e16, 3.0], [-1e16, 3.0, 1.0, 1e16], [1.0, 1e16, 3.0, -1e16]])
+    assert float(jnp.sum(terms[0])) != 4.0
+    sums = jax.jit(jax.vmap(lambda t: ext.sum_(ext.from_float(t)).hi))(terms)
+    np.testing.assert_array_equal(np.asarray(sums), [4.0, 4.0, 4.0])
+    col = jnp.ones((4, 1))
+    res = jax.jit(jax.vmap(lambda t: ext.tall_rmatmul(t[:, None], None, ext.from_float(col)).hi))(terms)
+    np.testing.assert_array_equal(np.asarray(res).ravel(), [4.0, 4.0, 4.0])
+    z = ext.from_float(jnp.ones((4, 1)))
+    f = ext.from_float(jnp.zeros((1, 1)))
+    fit = jax.jit(jax.vmap(lambda t: ext.tall_residual(t[None, :], None, z, f).hi))(terms)
+    np.testing.assert_array_equal(np.asarray(fit).ravel(), [-4.0, -4.0, -4.0])
+
+
 # ---------------------------------------------------------------- augmented system and refinement
 
 
