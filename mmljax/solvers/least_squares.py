@@ -467,7 +467,12 @@ _PACKED_SCALARS = ("dof", "rank", "cond", "steps", "converged", "status", "inter
 
 
 def _packed(data, y, ridge, *, cfg: _Config):
-    """The fit as one float64 vector (the eager calls copy one buffer to the host, not twenty)."""
+    """The fit as one float64 vector (the eager calls copy one buffer to the host, not twenty). `y (n,)`
+    or `(n, k)`; an affine `data (n,)` is one predictor."""
+    if cfg.kind == "affine" and data.ndim == 1:
+        data = data[:, None]
+    if y.ndim == 1:
+        y = y[:, None]
     out = _solved(cfg, data, y, ridge)
     arrays = (out.coef, out.residuals, out.rss, out.sigma, out.r2, out.se, out.fitted)
     scalars = tuple(getattr(out, name) for name in _PACKED_SCALARS)
@@ -598,16 +603,16 @@ def _fit(
     y = _as_array(y, where, "y")
     _check_shapes(data, y, where, xname, x_ndim)
     ridge, has_ridge = _check_ridge(ridge, where)
-    if kind == "affine" and data.ndim == 1:
-        data = data[:, None]
     traced = _traced(data, y, ridge)
+    if traced and kind == "affine" and data.ndim == 1:
+        data = data[:, None]  # eagerly the program does it: a jax array's reshape would be one more dispatch
     floats = [np.dtype(a.dtype) for a in (data, y) if np.issubdtype(a.dtype, np.floating)]
     low = [d.name for d in floats if np.finfo(d).bits < 64]
     n = int(y.shape[0])
     p = (
         (degree + (1 if intercept else 0))
         if kind == "polynomial"
-        else (int(data.shape[1]) + (1 if kind == "affine" and intercept else 0))
+        else ((int(data.shape[1]) if data.ndim == 2 else 1) + (1 if kind == "affine" and intercept else 0))
     )
     if p == 0:
         raise ValueError(f"{where}: the design has no columns")
@@ -633,11 +638,10 @@ def _fit(
     if kind == "general":
         names = tuple(f"B{j}" for j in range(p))
     else:
-        top = degree if kind == "polynomial" else int(data.shape[1])
+        top = degree if kind == "polynomial" else p - (1 if kind == "affine" and intercept else 0)
         names = tuple(f"B{j}" for j in range(0 if intercept else 1, top + 1))
-    y2 = y[:, None] if y.ndim == 1 else y
-
     if traced:
+        y2 = y[:, None] if y.ndim == 1 else y
         cdtype = jnp.result_type(float)
         out_dtype = jnp.result_type(*floats) if floats else cdtype
         return _program(
@@ -663,7 +667,7 @@ def _fit(
         )
     out_dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
     with float64_scope():
-        args = (_host64(data), _host64(y2), np.float64(ridge))
+        args = (_host64(data), _host64(y), np.float64(ridge))
         res = _unpack(_eager_program(*args, cfg, mesh), n, p, k)
         status = Status(int(res["status"]))
         if status is Status.NOT_REFINED and cfg.factor == "gram" and int(res["rank"]) == p:
