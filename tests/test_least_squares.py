@@ -149,7 +149,6 @@ def test_dd_matmul_recovers_cancellation_that_float64_loses():
     assert float(ext.rmatmul(ext.from_float(a.hi.T.copy()), x).hi[0, 0]) == 3.0
 
 
-
 def test_jax_extended_sums_recover_cancellation_in_any_order_and_under_vmap():
     """The jax sums are single reductions that XLA may order as it likes: exact on terms whose
     float64 sum loses everything, whichever end the big terms are at, also batched."""
@@ -420,13 +419,51 @@ def test_rank_deficient_design_warns_and_auto_returns_minimum_norm(problem):
     with pytest.warns(RankDeficiencyWarning, match=r"rank 4 of 5 columns.*minimum-norm"):
         res = least_squares(A, y)
     assert res.rank == 4 and res.method == "svd" and res.condition_number > 1e12
-    # the minimum-norm solution of the equilibrated problem reproduces the fit of the full-rank one
+    # the minimum-norm solution reproduces the fit of the full-rank one
     full = least_squares(A[:, :4], y)
     np.testing.assert_allclose(res.fitted, full.fitted, rtol=1e-10)
+    np.testing.assert_allclose(res.coefficients, np.linalg.pinv(A) @ y, rtol=1e-9)
     with pytest.warns(RankDeficiencyWarning):
         zero_col = np.column_stack([A[:, :4], np.zeros(len(y))])
         with pytest.raises(ValueError, match="method='qr' needs a full-rank design"):
             least_squares(zero_col, y, method="qr")
+
+
+def test_minimum_norm_is_pinv_in_the_coefficients_whatever_the_scales_and_centring(rng):
+    """Collinear columns of very different scales, and collinear predictors with large means under an
+    intercept: the equilibrated and centred basis the solver works in does not change which of the
+    solutions comes back — `pinv(A) @ y`, the least-norm one — eagerly, in a jit and per batch element."""
+    a = rng.standard_normal(20)
+    y = rng.standard_normal(20)
+    scaled = np.column_stack([a, 1000 * a, rng.standard_normal(20)])
+    X = np.column_stack([a + 5, 3 * (a + 5), rng.standard_normal(20) + 7])
+    with_ones = np.column_stack([np.ones(20), X])
+    with pytest.warns(RankDeficiencyWarning):
+        for method in ("auto", "svd"):
+            np.testing.assert_allclose(
+                least_squares(scaled, y, method=method).coefficients, np.linalg.pinv(scaled) @ y, rtol=1e-9
+            )
+        lr = linear_regression(X, y)
+    np.testing.assert_allclose(lr.coefficients, np.linalg.pinv(with_ones) @ y, rtol=1e-9)
+    assert np.all(np.isinf(lr.standard_errors[1:3])) and np.all(np.isfinite(lr.standard_errors[[0, 3]]))
+    batch = jnp.stack([scaled, np.column_stack([a, rng.standard_normal(20), scaled[:, 2]])])
+    got = jax.jit(jax.vmap(lambda A: least_squares(A, y).coefficients))(batch)
+    for A, c in zip(batch, got):
+        np.testing.assert_allclose(c, np.linalg.lstsq(np.asarray(A), y, rcond=None)[0], rtol=1e-9)
+    # the solution is linear in y, so its derivative is pinv(A) dy exactly, also off the equilibrated basis
+    dy = rng.standard_normal(20)
+    _, dbeta = jax.jvp(
+        lambda t: least_squares(jnp.asarray(scaled), t).coefficients, (jnp.asarray(y),), (jnp.asarray(dy),)
+    )
+    np.testing.assert_allclose(dbeta, np.linalg.pinv(scaled) @ dy, rtol=1e-9)
+    # several right-hand sides, and a wide design
+    Y = np.column_stack([y, 2 * y - 1])
+    with pytest.warns(RankDeficiencyWarning):
+        np.testing.assert_allclose(least_squares(scaled, Y).coefficients, np.linalg.pinv(scaled) @ Y, rtol=1e-9)
+        wide = rng.standard_normal((3, 5)) * np.array([1.0, 1e3, 1.0, 1e-3, 1.0])
+        got, want = least_squares(wide, y[:3]).coefficients, np.linalg.pinv(wide) @ y[:3]
+    # norm-wise: pinv itself is accurate to about cond·eps ≈ 1e-10 of the norm here
+    assert np.linalg.norm(got - want) <= 1e-9 * np.linalg.norm(want)
 
 
 def test_underdetermined_problem_warns(rng):

@@ -67,6 +67,7 @@ from .._validate import check_bool, check_choice, check_int, check_real
 from ..errors import PrecisionWarning, RankDeficiencyWarning
 from ..linalg import basis as _basis
 from ..linalg import doubledouble as ext
+from ..linalg.branching import cond_where
 from ..linalg.doubledouble import DD
 from ..linalg.ordering import after
 from ..linalg.precision import float64_scope
@@ -150,6 +151,17 @@ def _pad_rows(a, rows: int):
     if a is None or a.shape[0] == rows:
         return a
     return jnp.concatenate([a, jnp.zeros((rows - a.shape[0],) + a.shape[1:], a.dtype)])
+
+
+def _off_null_space(coef, half, vt, null, rank, ue):
+    """`coef (p, k)` and `half (p, q)` (natural coefficients) projected off the null space of the design:
+    the minimum-norm solution and a factor of the pseudo-inverse of `AᵀA`. The null space is `ue N`, `N` the
+    rows of `vt` flagged in `null`, spanned by the first `p − rank` left singular vectors of `ue N`."""
+    p = coef.shape[0]
+    span = ue @ (vt.T * null[None, :])
+    u = jnp.linalg.svd(after(span, coef, half), full_matrices=False)[0]
+    u = u * (jnp.arange(p) < p - rank)[None, :]
+    return coef - u @ (u.T @ coef), half - u @ (u.T @ half)
 
 
 def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
@@ -298,6 +310,14 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     se = (jnp.sqrt(var)[:, None] * sigma_s[None, :]) / gsc[:, None] / sy[None, :]
     se = jnp.where(unident[:, None], jnp.inf, se)
     coef = ext.matmul(DD(G.hi.T, G.lo.T), z).hi / gsc[:, None] / sy  # rows normalised: no subnormal parts
+    natural_half = ue.hi @ half
+    if cfg.method in ("auto", "svd") or not tall:
+        # The SVD solution above has the least norm in the equilibrated (and centred) basis; `pinv(A) y`, the
+        # least-norm one in the coefficients themselves, is its projection off the null space of `A`.
+        no_null = ~jnp.concatenate([keep_s, jnp.zeros(p - sv.shape[0], bool)])
+        coef, natural_half = cond_where(
+            ~full, _off_null_space, lambda c, h, *_: (c, h), coef, natural_half, vt, no_null, rank, ue.hi
+        )
     residuals = r.hi[:n] / sy
     fitted = y - residuals
     rss = rss_s / sy / sy
@@ -319,7 +339,6 @@ def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
     def nan_if_bad(a):
         return jnp.where(finite, a, jnp.nan)
 
-    natural_half = ue.hi @ half
     return _Out(
         coef=nan_if_bad(coef),
         residuals=nan_if_bad(residuals),
@@ -806,9 +825,8 @@ def least_squares(
     - `y`: targets `(n,)`, or `(n, k)` for `k` right-hand sides at once.
     - `method`: "auto" (default: "qr", or "svd" with a `RankDeficiencyWarning` when the design is
       numerically rank deficient), "qr" (power-of-two column equilibration, Householder QR, then
-      Björck refinement in double-double), "svd" (truncated-SVD solution: minimum-norm in the
-      equilibrated basis, whose columns are scaled by powers of two — and, for `polyfit` and
-      `linear_regression`, centred — so it differs from `pinv(Phi) @ y` when columns differ in scale), "cholesky"
+      Björck refinement in double-double), "svd" (the minimum-norm solution `pinv(Phi) @ y`, from the SVD of
+      the equilibrated design: singular values below `eps · max(n, p)` times the largest are dropped), "cholesky"
       (normal equations `PhiᵀPhi beta = Phiᵀy` by Cholesky: the lectures' derivation; squares the
       condition number) or "normal" (the same equations by a general solve).
     - `ridge`: penalty weight `>= 0` on every coefficient (may be traced: `jax.grad` with respect to it works).
