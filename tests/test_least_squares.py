@@ -432,17 +432,15 @@ def test_rank_deficient_design_warns_and_auto_returns_minimum_norm(problem):
 def test_minimum_norm_is_pinv_in_the_coefficients_whatever_the_scales_and_centring(rng):
     """Collinear columns of very different scales, and collinear predictors with large means under an
     intercept: the equilibrated and centred basis the solver works in does not change which of the
-    solutions comes back — `pinv(A) @ y`, the least-norm one — eagerly, in a jit and per batch element."""
+    solutions comes back — `pinv(A) @ y`, the least-norm one — eagerly, in a jit, per batch element and in
+    its derivative."""
     a = rng.standard_normal(20)
     y = rng.standard_normal(20)
     scaled = np.column_stack([a, 1000 * a, rng.standard_normal(20)])
     X = np.column_stack([a + 5, 3 * (a + 5), rng.standard_normal(20) + 7])
     with_ones = np.column_stack([np.ones(20), X])
     with pytest.warns(RankDeficiencyWarning):
-        for method in ("auto", "svd"):
-            np.testing.assert_allclose(
-                least_squares(scaled, y, method=method).coefficients, np.linalg.pinv(scaled) @ y, rtol=1e-9
-            )
+        np.testing.assert_allclose(least_squares(scaled, y).coefficients, np.linalg.pinv(scaled) @ y, rtol=1e-9)
         lr = linear_regression(X, y)
     np.testing.assert_allclose(lr.coefficients, np.linalg.pinv(with_ones) @ y, rtol=1e-9)
     assert np.all(np.isinf(lr.standard_errors[1:3])) and np.all(np.isfinite(lr.standard_errors[[0, 3]]))
@@ -456,10 +454,8 @@ def test_minimum_norm_is_pinv_in_the_coefficients_whatever_the_scales_and_centri
         lambda t: least_squares(jnp.asarray(scaled), t).coefficients, (jnp.asarray(y),), (jnp.asarray(dy),)
     )
     np.testing.assert_allclose(dbeta, np.linalg.pinv(scaled) @ dy, rtol=1e-9)
-    # several right-hand sides, and a wide design
-    Y = np.column_stack([y, 2 * y - 1])
+    # a wide design (method "svd" whatever the rank)
     with pytest.warns(RankDeficiencyWarning):
-        np.testing.assert_allclose(least_squares(scaled, Y).coefficients, np.linalg.pinv(scaled) @ Y, rtol=1e-9)
         wide = rng.standard_normal((3, 5)) * np.array([1.0, 1e3, 1.0, 1e-3, 1.0])
         got, want = least_squares(wide, y[:3]).coefficients, np.linalg.pinv(wide) @ y[:3]
     # norm-wise: pinv itself is accurate to about cond·eps ≈ 1e-10 of the norm here
