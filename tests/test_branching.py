@@ -63,3 +63,20 @@ def test_unbatched_predicate_with_batched_operands_and_nested_vmap():
     got = jax.vmap(jax.vmap(_branch), in_axes=(0, None))(pred, X)
     for row in range(2):
         _check((got[0][row], got[1][row]), pred[row].tolist())
+
+
+def test_pytree_operands_with_batched_and_unbatched_leaves():
+    def fn(pair, scale):
+        return {"a": pair[0] * scale, "b": pair[1] + 1.0}
+
+    def other(pair, scale):
+        return {"a": pair[0], "b": pair[1]}
+
+    a = X[:, 0]
+    pred = jnp.asarray([True, False, False, True])
+    got = jax.jit(jax.vmap(lambda p, pair: cond_where(p, fn, other, pair, 2.0), in_axes=(0, (0, None))))(
+        pred, (a, jnp.float64(3.0))
+    )
+    for j, p in enumerate(pred.tolist()):
+        np.testing.assert_array_equal(got["a"][j], a[j] * 2.0 if p else a[j])
+        assert float(got["b"][j]) == (4.0 if p else 3.0)

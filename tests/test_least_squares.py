@@ -21,6 +21,7 @@ from mmljax.solvers import (
     linear_regression,
     polyfit,
 )
+from mmljax.status import Status
 
 _ls = importlib.import_module("mmljax.solvers.least_squares")
 
@@ -266,11 +267,30 @@ def test_coefficients_and_standard_errors_match_exact_arithmetic(cond_exp, paths
 
 def test_an_ill_conditioned_large_design_falls_back_to_householder(large_design_paths):
     """cond 1e9 is beyond the Gram-matrix factor's limit: the program switches to Householder `R` inside
-    the traced program, or (eagerly) reruns with an explicit Q when the refinement stalls; exact answer."""
+    the traced program; exact answer."""
     A, y = _conditioned(9)
     res = least_squares(A, y)
     assert res.refinement_converged
     np.testing.assert_allclose(res.coefficients, _exact_fit(A, y)[0], rtol=1e-12)
+
+
+def test_a_stalled_refinement_on_the_gram_factor_is_redone_with_householder_in_the_program(
+    large_design_paths, monkeypatch
+):
+    """With the Gram factor's limit lifted, cond 1e9 gets it and its refinement cannot converge (cond²
+    eps > 1): the program redoes the fit with Householder QR — eagerly, in a jit, and under vmap for the
+    element that needs it — and reaches the exact answer. (A shape of its own: no cached program.)"""
+    monkeypatch.setattr(_ls, "GRAM_COND_LIMIT", 1e300)
+    A, y = _conditioned(9, n=14)
+    good, y_good = _conditioned(2, n=14)
+    want = _exact_fit(A, y)[0]
+    for res in (least_squares(A, y), jax.jit(least_squares)(A, y)):
+        assert Status(int(res.status)) is Status.CONVERGED and res.refinement_converged
+        np.testing.assert_allclose(res.coefficients, want, rtol=1e-12)
+    both = jax.vmap(least_squares)(jnp.stack([good, A]), jnp.stack([y_good, y]))
+    assert [Status(int(s)) for s in both.status] == [Status.CONVERGED, Status.CONVERGED]
+    np.testing.assert_allclose(both.coefficients[1], want, rtol=1e-12)
+    np.testing.assert_allclose(both.coefficients[0], _exact_fit(good, y_good)[0], rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -31,9 +31,9 @@ def cond_where(pred: Any, fn: Callable, other: Callable, *operands: Any) -> Any:
     """`fn(*operands)` if `pred` else `other(*operands)`; both must return the same structure, shapes and dtypes.
 
     **Arguments:** `pred` a boolean scalar (per batch element under `jax.vmap`); `fn`, `other` functions of
-    `operands` (arrays). Unbatched this is `lax.cond`. Under `jax.vmap` with a batched `pred`, `other` runs
-    for the whole batch and `fn` too only when `pred` holds for some element; the results are then selected
-    element by element. It is not meant to be differentiated (the solvers differentiate around it).
+    `operands` (arrays or pytrees of them). Unbatched this is `lax.cond`. Under `jax.vmap` with a batched
+    `pred`, `other` runs for the whole batch and `fn` too only when `pred` holds for some element; the results
+    are then selected element by element. It is not meant to be differentiated (the solvers differentiate around it).
     """
 
     @custom_vmap
@@ -43,7 +43,7 @@ def cond_where(pred: Any, fn: Callable, other: Callable, *operands: Any) -> Any:
     @branch.def_vmap
     def _batched(axis_size: int, in_batched: list, p, *ops):
         p_batched, ops_batched = in_batched[0], in_batched[1:]
-        axes = tuple(0 if b else None for b in ops_batched)
+        axes = tuple(jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in ops_batched)  # per leaf
 
         def run(g):
             return jax.vmap(g, in_axes=axes, axis_size=axis_size)(*ops)

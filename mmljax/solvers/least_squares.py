@@ -44,7 +44,8 @@ problem come out to about float32 resolution (relative error ~1e-7 · cond).
 Speed: the refinement stops as soon as the next correction would fall below double-double
 resolution (two steps for a well-conditioned design). A design with `m·p·max(p, k) >=
 LARGE_PRODUCTS` is factorised through its Gram matrix when its condition number allows (the
-refinement makes up for the squared condition number; Householder `R` otherwise), and its standard
+refinement makes up for the squared condition number; Householder `R` otherwise, and Householder QR
+after all, in the same program, if the refinement does not converge on the Gram factor), and its standard
 errors come from the working-precision factor when `n·p² > REFINED_SE_LIMIT`.
 """
 
@@ -165,6 +166,23 @@ def _off_null_space(coef, half, vt, null, rank, ue):
 
 
 def _solve_impl(cfg: _Config, data, y, ridge) -> _Out:
+    out = _solve_once(cfg, data, y, ridge)
+    if cfg.factor == "gram" and cfg.method in ("auto", "qr"):
+        # the Gram-matrix factor was not good enough for the refinement to converge: Householder QR instead
+        # (under vmap only when some element needs it)
+        out = cond_where(
+            out.status == int(Status.NOT_REFINED),
+            lambda o, d, t, r: _solve_once(cfg._replace(factor="householder"), after(d, o.coef), t, r),
+            lambda o, *_: o,
+            out,
+            data,
+            y,
+            ridge,
+        )
+    return out
+
+
+def _solve_once(cfg: _Config, data, y, ridge) -> _Out:
     ops = cfg.ops
     dtype = y.dtype
     eps = float(jnp.finfo(dtype).eps)
@@ -689,10 +707,6 @@ def _fit(
         args = (_host64(data), _host64(y), np.float64(ridge))
         res = _unpack(_eager_program(*args, cfg, mesh), n, p, k)
         status = Status(int(res["status"]))
-        if status is Status.NOT_REFINED and cfg.factor == "gram" and int(res["rank"]) == p:
-            # the Gram-matrix factor was not good enough
-            res = _unpack(_eager_program(*args, cfg._replace(factor="householder"), mesh), n, p, k)
-            status = Status(int(res["status"]))
     if status is Status.NONFINITE_INPUT:
         for a, what in ((data, xname), (y, "y")):
             err = _nonfinite_rows_error(np.asarray(a, np.float64), where, what)
