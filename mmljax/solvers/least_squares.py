@@ -332,9 +332,8 @@ def _solve_once(cfg: _Config, data, y, ridge) -> _Out:
     if cfg.method in ("auto", "svd") or not tall:
         # The SVD solution above has the least norm in the equilibrated (and centred) basis; `pinv(A) y`, the
         # least-norm one in the coefficients themselves, is its projection off the null space of `A`.
-        no_null = ~jnp.concatenate([keep_s, jnp.zeros(p - sv.shape[0], bool)])
         coef, natural_half = cond_where(
-            ~full, _off_null_space, lambda c, h, *_: (c, h), coef, natural_half, vt, no_null, rank, ue.hi
+            ~full, _off_null_space, lambda c, h, *_: (c, h), coef, natural_half, vt, null[:, 0], rank, ue.hi
         )
     residuals = r.hi[:n] / sy
     fitted = y - residuals
