@@ -926,7 +926,10 @@ def polyfit(
 
     **Returns:** a `LeastSquaresResult` with monomial coefficients `B0..Bk` in increasing order
     (note: the reverse of `numpy.polyfit`). The fit is done on `t = (x - c) / s` in [-1, 1] and
-    mapped back exactly. Derivatives with respect to `x` are those of the monomial design.
+    mapped back exactly. Derivatives with respect to `x` are those of the monomial design. When the
+    design is rank deficient (e.g. fewer distinct `x` than coefficients), the coefficients are the least-norm
+    monomial ones, `pinv(V) @ y` for the monomial design `V` (`numpy.polyfit` minimises the norm in its
+    column-scaled design instead, so the two differ there).
     """
     where = "polyfit"
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
