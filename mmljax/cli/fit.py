@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import math
 import platform
@@ -103,39 +104,56 @@ def _parse_features(spec: str | None) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def _check_parts(design, result, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+def _check_parts(kind: str, data, result, ridge: float, degree: int = 0, intercept: bool = True):
     """The factorised basis and residual of the fitted loss (ridge rows appended), for the check."""
-    from ..linalg import basis as _basis
-
-    design = _basis.equilibrate(design)
-    b = design.b.hi
+    b, u, penalised = (np.asarray(a) for a in _basis_program()(kind, np.asarray(data), degree, intercept))
     r = np.asarray(result.residuals, dtype=np.float64)
     if ridge > 0:
-        pen = np.flatnonzero(design.penalised)
+        pen = np.flatnonzero(penalised)
         s = math.sqrt(ridge)
-        b = np.vstack([b, s * design.u.hi[pen]])
+        b = np.vstack([b, s * u[pen]])
         r = np.concatenate([r, -s * np.asarray(result.coefficients, np.float64)[pen]])
     return b, r
 
 
-def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=None) -> _Fit:
+@functools.cache
+def _basis_program():
+    """`(kind, data, degree, intercept) -> (b, u, penalised)`: the solver's equilibrated basis of a design (see
+    `mmljax.linalg.basis`) as one compiled program per shape; run operation by operation, each operation would
+    compile a program of its own."""
+    import jax
+
     from ..linalg import basis as _basis
+
+    def build(kind, data, degree, intercept):
+        if kind == "polynomial":
+            design = _basis.polynomial(data, degree, intercept)
+        elif kind == "affine":
+            design = _basis.affine(data, intercept)
+        else:
+            design = _basis.general(data)
+        design = _basis.equilibrate(design)
+        return design.b.hi, design.u.hi, np.asarray(design.penalised)
+
+    return jax.jit(build, static_argnums=(0, 2, 3))
+
+
+def _fit_polynomial(label, x, y, degree, intercept, method, ridge, certified=None) -> _Fit:
     from ..solvers import polyfit
 
     res = polyfit(x, y, degree, intercept=intercept, method=method, ridge=ridge)
     coef = np.asarray(res.coefficients, np.float64)
     first = 0 if intercept else 1
     predict = lambda g: np.polynomial.polynomial.polyval(g, np.concatenate([[0.0] * first, coef]))  # noqa: E731
-    b, r = _check_parts(_basis.polynomial(x, degree, intercept), res, ridge)
+    b, r = _check_parts("polynomial", x, res, ridge, degree, intercept)
     return _Fit(label, res, x, y, predict, b, r, certified)
 
 
 def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
-    from ..linalg import basis as _basis
     from ..solvers import linear_regression
 
     res = linear_regression(X, y, intercept=intercept, method=method, ridge=ridge)
-    b, r = _check_parts(_basis.affine(X, intercept), res, ridge)
+    b, r = _check_parts("affine", X, res, ridge, intercept=intercept)
     x = X[:, 0] if X.shape[1] == 1 else None
     coef = np.asarray(res.coefficients, np.float64)
     predict = None
@@ -147,7 +165,6 @@ def _fit_linear(label, X, y, intercept, method, ridge, certified=None) -> _Fit:
 def _fit_basis(label, x, y, kind, K, method, ridge) -> _Fit:
     import jax.numpy as jnp
 
-    from ..linalg import basis as _basis
     from ..models import basis as mb
     from ..solvers import least_squares
 
@@ -166,8 +183,7 @@ def _fit_basis(label, x, y, kind, K, method, ridge) -> _Fit:
     Phi = features(x)
     res = least_squares(Phi, y, method=method, ridge=ridge)
     res = _renamed(res, names)
-    design = _basis.general(Phi)
-    b, r = _check_parts(design, res, ridge)
+    b, r = _check_parts("general", Phi, res, ridge)
     coef = np.asarray(res.coefficients, np.float64)
     return _Fit(label, res, x, y, lambda g: features(g) @ coef, b, r)
 

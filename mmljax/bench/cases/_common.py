@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from typing import Any
 
 import jax
@@ -13,15 +14,27 @@ import numpy as np
 __all__ = ["normal", "host", "torch_or_reason", "sklearn_or_reason", "itemsize", "gib"]
 
 
+HOST_DRAW_LIMIT = 1 << 20  # elements; smaller arrays are drawn by numpy and copied to the device
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _normal(key, shape, dtype):
     return jax.random.normal(key, shape, dtype)
 
 
 def normal(seed: int, shape: tuple[int, ...], dtype: str, *, stream: int = 0) -> jax.Array:
-    """Standard normal array made on the device (no host copy of large designs)."""
+    """Standard normal array on the default device, the same for the same `(seed, stream, shape, dtype)`.
+
+    Large arrays are drawn on the device (no host copy of large designs); arrays of at most
+    `HOST_DRAW_LIMIT` elements are drawn by numpy and copied, since compiling a device generator for
+    each new shape takes longer than the copy.
+    """
+    shape = tuple(int(s) for s in shape)
+    if math.prod(shape) <= HOST_DRAW_LIMIT:
+        draws = np.random.default_rng([seed, stream]).standard_normal(shape)
+        return jnp.asarray(draws.astype(np.dtype(dtype)))
     key = jax.random.fold_in(jax.random.key(seed), stream)
-    return _normal(key, tuple(int(s) for s in shape), jnp.dtype(dtype))
+    return _normal(key, shape, jnp.dtype(dtype))
 
 
 def host(*arrays: Any) -> tuple[np.ndarray, ...]:
